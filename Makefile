@@ -1,0 +1,36 @@
+# The two commands of the README: `make demo` and `make test`. Both set up what is missing first.
+PYTHON ?= python3
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+APT_PACKAGES := tesseract-ocr tesseract-ocr-eng fonts-dejavu-core fonts-dejavu-extra fonts-liberation2 \
+	fonts-urw-base35 fonts-freefont-ttf fonts-noto-core fortunes fortunes-min wamerican
+STAMP := .make
+
+.PHONY: setup demo test bench clean
+
+setup: $(STAMP)/apt $(STAMP)/pip
+
+# apt-get only runs when something is missing, so a set-up machine costs nothing.
+$(STAMP)/apt:
+	@mkdir -p $(STAMP)
+	@missing=$$(for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+		echo "installing:" $$missing; \
+		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \
+	fi
+	@touch $@
+
+# torch is pinned to the CPU wheel (2.13.0) in pyproject.toml; an unpinned torch pulls GBs of CUDA.
+$(STAMP)/pip: pyproject.toml
+	@mkdir -p $(STAMP)
+	$(PYTHON) -m pip install -q --disable-pip-version-check -e '.[test]'
+	@touch $@
+
+demo: setup
+	ocr-restore samples/*.png -o out/demo
+	ocr-restore bench samples --masks samples/masks --clean samples/clean -o out/demo-bench
+
+test: setup
+	$(PYTHON) -m pytest -q
+
+clean:
+	rm -rf out $(STAMP) .pytest_cache

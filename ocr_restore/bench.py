@@ -1,0 +1,211 @@
+"""Accuracy benchmark: OCR on the occluded input, our restoration, the OpenCV baselines and the clean image.
+
+Every variant uses the same mask (given with --masks, or found by the
+detector), so the comparison isolates the inpainter. Scores are micro-averaged
+over the set: total edits over total reference characters (or words).
+"""
+
+import textwrap
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+from tqdm import tqdm  # noqa: E402
+
+from .batch import map_in_workers  # noqa: E402
+from .errors import InputFileError  # noqa: E402
+from .files import IMAGE_SUFFIXES, find_images, read_image, read_mask, read_transcripts, write_image, write_mask, write_text  # noqa: E402
+from .inpaint import build_inpainter  # noqa: E402
+from .metrics import Score, score  # noqa: E402
+from .ocr import recognise, tesseract_version  # noqa: E402
+from .pipeline import Pipeline  # noqa: E402
+
+__all__ = ["VARIANTS", "run_bench", "summarise"]
+
+VARIANTS = ("occluded", "restored", "telea", "ns", "clean")  # "restored" is ours
+
+
+@dataclass(frozen=True)
+class _Task:
+    name: str  # relative path without suffix
+    image: Path
+    mask: Path | None
+    clean: Path | None
+    transcript: str
+    report_dir: Path
+
+
+_state: dict = {}
+
+
+def _init(options: dict) -> None:
+    _state.update(options, pipeline=Pipeline(**options["pipeline"]),
+                  baselines={name: build_inpainter(name) for name in ("telea", "ns")})
+
+
+def _run(task: _Task) -> dict:
+    """OCR every variant of one image; returns its texts, scores and timings."""
+    pipeline = _state["pipeline"]
+    image = read_image(task.image)
+    start = time.perf_counter()
+    mask = read_mask(task.mask, image.shape[:2]) if task.mask else pipeline.detector(image).mask
+    detect_s = time.perf_counter() - start
+    start = time.perf_counter()
+    restored = pipeline.inpainter(image, mask) if mask.any() else image
+    inpaint_s = time.perf_counter() - start
+    images = {"occluded": image, "restored": restored}
+    images.update({name: inpaint(image, mask) for name, inpaint in _state["baselines"].items()})
+    if task.clean is not None:
+        images["clean"] = read_image(task.clean)
+    write_image(task.report_dir / "restored" / f"{task.name}.png", restored)
+    write_mask(task.report_dir / "mask" / f"{task.name}.png", mask)
+    row = {
+        "name": task.name,
+        "detector": "given mask" if task.mask else pipeline.detector.name,
+        "inpainter": pipeline.inpainter.name,
+        "occluded_fraction": float(mask.mean()),
+        "detect_s": detect_s,
+        "inpaint_s": inpaint_s,
+    }
+    for variant, variant_image in images.items():
+        text = recognise(variant_image, pipeline.lang, pipeline.psm).text
+        s = score(task.transcript, text, _state["ignore_case"], _state["alnum_only"])
+        row.update({f"text_{variant}": text, f"cer_{variant}": s.cer, f"wer_{variant}": s.wer})
+        row.update({f"{field}_{variant}": value for field, value in vars(s).items()})
+    row["reference"] = task.transcript
+    return row
+
+
+def summarise(report: pd.DataFrame) -> pd.DataFrame:
+    """Micro-averaged CER, WER and word accuracy per variant, with the recovered fraction when clean images are there."""
+    rows = []
+    for variant in VARIANTS:
+        if f"chars_{variant}" not in report:
+            continue
+        total = Score(*(int(report[f"{field}_{variant}"].sum()) for field in vars(Score())))
+        rows.append({"variant": variant, "cer": total.cer, "wer": total.wer, "word_accuracy": total.word_accuracy})
+    summary = pd.DataFrame(rows).set_index("variant")
+    if "clean" in summary.index:
+        gap = summary.at["occluded", "cer"] - summary.at["clean", "cer"]
+        summary["recovered"] = (summary.at["occluded", "cer"] - summary["cer"]) / gap if gap > 0 else np.nan
+    return summary
+
+
+def _example_grid(report: pd.DataFrame, tasks: dict[str, _Task], report_dir: Path, count: int, seed: int) -> Path:
+    """A PNG of `count` examples: occluded | mask | restored | clean, each with its OCR text underneath."""
+    picks = report.sample(min(count, len(report)), random_state=seed).sort_values("name")
+    columns = [("occluded", "occluded"), ("mask", None), ("restored", "restored"), ("clean", "clean")]
+    fig, axes = plt.subplots(len(picks), 4, figsize=(16, 2.3 * len(picks)), squeeze=False)
+    for axrow, (_, row) in zip(axes, picks.iterrows()):
+        task = tasks[row["name"]]
+        images = {
+            "occluded": read_image(task.image),
+            "mask": read_image(report_dir / "mask" / f"{task.name}.png"),
+            "restored": read_image(report_dir / "restored" / f"{task.name}.png"),
+            "clean": read_image(task.clean) if task.clean else None,
+        }
+        for ax, (title, variant) in zip(axrow, columns):
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if images[title] is not None:
+                ax.imshow(images[title])
+            caption = f"{row['name']}" if title == "mask" else (
+                f"CER {row[f'cer_{variant}']:.2f}: " + str(row.get(f"text_{variant}", "")).replace("\n", " ")
+                if variant and f"cer_{variant}" in row and not pd.isna(row[f"cer_{variant}"]) else ""
+            )
+            ax.set_xlabel("\n".join(textwrap.wrap(caption, 48)[:3]), fontsize=8)
+            if axrow is axes[0]:
+                ax.set_title(title)
+    fig.tight_layout()
+    path = report_dir / "examples.png"
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+    return path
+
+
+def _markdown(summary: pd.DataFrame, settings: dict) -> str:
+    lines = ["# ocr-restore benchmark", ""]
+    lines += [f"- {key}: {value}" for key, value in settings.items()]
+    lines += ["", "| variant | CER | WER | word accuracy |" + (" recovered |" if "recovered" in summary else "")]
+    lines += ["|---|---:|---:|---:|" + ("---:|" if "recovered" in summary else "")]
+    for variant, row in summary.iterrows():
+        cells = [f"{row['cer']:.4f}", f"{row['wer']:.4f}", f"{row['word_accuracy']:.4f}"]
+        if "recovered" in summary:
+            cells.append("" if pd.isna(row["recovered"]) else f"{row['recovered']:.3f}")
+        lines.append(f"| {variant} | " + " | ".join(cells) + " |")
+    lines += [
+        "",
+        "recovered = (CER_occluded - CER_x) / (CER_occluded - CER_clean): 1 means all the accuracy the occluders took is back.",
+        "",
+        "![examples](examples.png)",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def run_bench(
+    in_dir: Path,
+    report_dir: Path,
+    gt: Path | None = None,
+    masks: Path | None = None,
+    clean: Path | None = None,
+    workers: int = 1,
+    ignore_case: bool = False,
+    alnum_only: bool = False,
+    pipeline_options: dict | None = None,
+    examples: int = 8,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """Benchmark every image under `in_dir` that has a transcript; write report.csv, summary.csv, report.md, examples.png."""
+    in_dir, report_dir = Path(in_dir), Path(report_dir)
+    truth = read_transcripts(gt) if gt else {}
+    tasks = {}
+    for path in find_images(in_dir, exclude=report_dir):
+        relative = path.relative_to(in_dir).with_suffix("")
+        sidecar = path.with_name(path.stem + ".gt.txt")
+        transcript = truth.get(path.stem, truth.get(str(relative)))
+        if transcript is None and sidecar.is_file():
+            transcript = sidecar.read_text(encoding="utf-8").rstrip("\n")
+        if transcript is None:
+            continue
+        mask = _find_beside(masks, relative) if masks else None
+        clean_path = _find_beside(clean, relative) if clean else None
+        tasks[str(relative)] = _Task(str(relative), path, mask, clean_path, transcript, report_dir)
+    if not tasks:
+        raise InputFileError(f"{in_dir}: no image has a transcript (give --gt TSV or put <stem>.gt.txt beside each image)")
+
+    options = {"pipeline": pipeline_options or {}, "ignore_case": ignore_case, "alnum_only": alnum_only}
+    rows = list(tqdm(map_in_workers(_run, list(tasks.values()), workers, _init, options), total=len(tasks), desc="bench", unit="img"))
+    report = pd.DataFrame(rows).sort_values("name").reset_index(drop=True)
+    summary = summarise(report)
+    report_dir.mkdir(parents=True, exist_ok=True)
+    report.to_csv(report_dir / "report.csv", index=False)
+    summary.to_csv(report_dir / "summary.csv")
+    settings = {
+        "images": len(report),
+        "masks": f"given ({masks})" if masks else f"detected ({report.at[0, 'detector']})",
+        "restored": f"ours ({report.at[0, 'inpainter']})",
+        "baselines": "OpenCV Telea and Navier-Stokes, radius 5, same masks",
+        "ocr": f"tesseract {tesseract_version()}",
+        "scoring": "micro-averaged edit distance, whitespace normalised"
+        + (", case-insensitive" if ignore_case else "")
+        + (", letters and digits only" if alnum_only else ""),
+    }
+    write_text(report_dir / "report.md", _markdown(summary, settings))
+    _example_grid(report, tasks, report_dir, examples, seed)
+    return summary
+
+
+def _find_beside(folder: Path, relative: Path) -> Path:
+    """`folder/relative.<any image suffix>`, preferring PNG; raises naming what was looked for."""
+    for suffix in IMAGE_SUFFIXES:
+        candidate = folder / relative.with_suffix(suffix)
+        if candidate.is_file():
+            return candidate
+    raise InputFileError(f"{folder / relative}.png: not found (every benchmark image needs one here)")

@@ -1,0 +1,170 @@
+"""The `ocr-restore` command: thin click wrappers over the library.
+
+`ocr-restore scan.png` runs the pipeline (the `run` command is the default);
+`batch`, `bench`, `synth` and `train` are the other commands.
+"""
+
+import json
+import sys
+import traceback
+from pathlib import Path
+
+import click
+
+from .errors import InputFileError, OcrRestoreError
+
+__all__ = ["main"]
+
+DETECTORS = ("auto", "model", "classical")
+INPAINTERS = ("auto", "pconv", "telea", "ns", "none")
+
+
+class DefaultGroup(click.Group):
+    """A group whose first argument, when it is not a command, is an image for `run`.
+
+    It also owns the exit codes: an OcrRestoreError becomes one line on stderr
+    and its exit code; the traceback is shown only with -v.
+    """
+
+    def parse_args(self, ctx, args):
+        if args and args[0] not in self.commands and args[0] not in ("--help", "-h", "--version"):
+            args = ["run", *args]
+        elif not args:
+            args = ["--help"]
+        return super().parse_args(ctx, args)
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except OcrRestoreError as e:
+            if "-v" in sys.argv or "--verbose" in sys.argv:
+                traceback.print_exc()
+            click.echo(f"ocr-restore: error: {e}", err=True)
+            ctx.exit(e.exit_code)
+
+
+def _pipeline_options(detector, inpainter, lang, psm) -> dict:
+    return {"detector": detector, "inpainter": inpainter, "lang": lang, "psm": psm}
+
+
+def pipeline_options(function):
+    """The options every command that runs the pipeline shares."""
+    for option in reversed(
+        [
+            click.option("--detector", type=click.Choice(DETECTORS), default="auto", show_default=True,
+                         help="Occlusion detector; auto = the shipped model, else the classical one (with a warning)."),
+            click.option("--inpainter", type=click.Choice(INPAINTERS), default="auto", show_default=True,
+                         help="Hole filler; auto = the shipped PConv U-Net, else OpenCV Telea (with a warning)."),
+            click.option("--lang", default="eng", show_default=True, help="Tesseract language(s), e.g. eng+deu."),
+            click.option("--psm", type=click.IntRange(0, 13), default=None,
+                         help="Tesseract page segmentation mode [default: 7 for one line, else 3]."),
+            click.option("-v", "--verbose", is_flag=True, help="Show tracebacks on errors."),
+        ]
+    ):
+        function = option(function)
+    return function
+
+
+@click.group(cls=DefaultGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="ocr-restore")
+def main():
+    """Read text that shapes partly cover: detect the occluders, inpaint them, OCR the result.
+
+    \b
+    ocr-restore scan.png [more.png ...]       restore and read images
+    ocr-restore batch IN_DIR -o OUT_DIR        a whole folder tree, resumable
+    ocr-restore bench IN_DIR -o REPORT_DIR     accuracy before/after restoration
+    """
+
+
+@main.command()
+@click.argument("images", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--mask", type=click.Path(path_type=Path), help="Use this mask (non-zero = occluded) instead of the detector.")
+@click.option("-o", "--out", type=click.Path(file_okay=False, path_type=Path),
+              help="Write <stem>.txt, .restored.png, .mask.png and .json here.")
+@click.option("--gt", type=click.Path(path_type=Path),
+              help="Transcript (plain text, or a name<TAB>text TSV) to score against; default <stem>.gt.txt beside the image.")
+@click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
+@pipeline_options
+def run(images, mask, out, gt, as_json, detector, inpainter, lang, psm, verbose):
+    """Restore and read IMAGES, printing the recognised text."""
+    from .batch import write_outputs
+    from .pipeline import build_pipeline
+
+    if mask is not None and len(images) > 1:
+        raise InputFileError(f"{mask}: --mask applies to one image, but {len(images)} were given")
+    pipeline = build_pipeline(detector, inpainter, lang, psm)
+    records, failed = [], 0
+    for path in images:
+        try:
+            result = pipeline.run_file(path, mask, gt)
+        except OcrRestoreError as e:
+            if len(images) == 1:
+                raise
+            click.echo(f"ocr-restore: error: {e}", err=True)
+            failed += 1
+            continue
+        if out is not None:
+            write_outputs(out / path.stem, result)
+        record = {"file": str(path), **result.to_json()}
+        records.append(record)
+        if as_json:
+            continue
+        stages = result.stages
+        click.echo(f"ocr-restore: {path}: detector={stages['detector']} inpainter={stages['inpainter']} "
+                   f"({sum(result.seconds.values()):.2f} s)", err=True)
+        if len(images) > 1:
+            click.echo(f"==> {path} <==")
+        click.echo(result.text)
+        if result.accuracy:
+            before, after = result.accuracy["before"], result.accuracy["after"]
+            click.echo(f"-- accuracy: CER {before['cer']:.3f} -> {after['cer']:.3f}, "
+                       f"WER {before['wer']:.3f} -> {after['wer']:.3f} (before -> after restoration)")
+    if as_json:
+        click.echo(json.dumps(records[0] if len(images) == 1 else records, indent=2))
+    if failed:
+        sys.exit(InputFileError.exit_code)
+
+
+@main.command()
+@click.argument("in_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("-o", "--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Output folder; mirrors IN_DIR's tree.")
+@click.option("--masks", type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="Take the mask of a/b.jpg from MASKS/a/b.png instead of running the detector.")
+@click.option("--workers", type=click.IntRange(1), default=1, show_default=True, help="Parallel processes.")
+@pipeline_options
+def batch(in_dir, out_dir, masks, workers, detector, inpainter, lang, psm, verbose):
+    """Restore and read every image under IN_DIR; rerun to resume."""
+    from .batch import run_batch
+
+    summary = run_batch(in_dir, out_dir, masks, workers, _pipeline_options(detector, inpainter, lang, psm))
+    click.echo(f"{summary.done} done, {summary.skipped} already done, {summary.failed} failed; see {summary.results}")
+    if summary.failed:
+        sys.exit(1)
+
+
+@main.command()
+@click.argument("in_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--gt", type=click.Path(exists=True, path_type=Path),
+              help="name<TAB>text TSV or a folder of <stem>.gt.txt [default: sidecars beside the images].")
+@click.option("-o", "--out", "report_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Where report.csv, summary.csv, report.md and examples.png go.")
+@click.option("--masks", type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="True masks (same relative names); default: run the detector.")
+@click.option("--clean", type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="Clean originals (same relative names), for the upper bound.")
+@click.option("--workers", type=click.IntRange(1), default=1, show_default=True, help="Parallel processes.")
+@click.option("--ignore-case", is_flag=True, help="Score case-insensitively.")
+@click.option("--alnum", "alnum_only", is_flag=True, help="Score letters and digits only (scene text).")
+@click.option("--examples", type=click.IntRange(1), default=8, show_default=True, help="Rows in examples.png.")
+@pipeline_options
+def bench(in_dir, gt, report_dir, masks, clean, workers, ignore_case, alnum_only, examples,
+          detector, inpainter, lang, psm, verbose):
+    """OCR accuracy on occluded, restored, Telea, Navier-Stokes and clean images."""
+    from .bench import run_bench
+
+    summary = run_bench(in_dir, report_dir, gt, masks, clean, workers, ignore_case, alnum_only,
+                        _pipeline_options(detector, inpainter, lang, psm), examples)
+    click.echo(summary.to_string(float_format=lambda v: f"{v:.4f}"))
+    click.echo(f"report: {report_dir / 'report.md'}")

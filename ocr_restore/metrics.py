@@ -1,0 +1,103 @@
+"""OCR accuracy: character and word error rates as normalised edit distances.
+
+CER = Levenshtein(ref, hyp) / len(ref) over characters, WER the same over words,
+and word accuracy the fraction of reference words that the alignment matches.
+Whitespace is normalised first (any run of spaces and line breaks is one space),
+so layout differences are not counted as errors.
+"""
+
+import re
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = ["normalise", "edit_distance", "word_hits", "Score", "score"]
+
+
+def normalise(text: str, ignore_case: bool = False, alnum_only: bool = False) -> str:
+    """Collapse whitespace; optionally fold case and keep only letters and digits (scene-text scoring)."""
+    if ignore_case:
+        text = text.casefold()
+    if alnum_only:
+        text = re.sub(r"[^\w\s]|_", "", text)
+    return " ".join(text.split())
+
+
+def _distance_table_rows(ref: list, hyp: list):
+    """Yield the rows of the Levenshtein table, one per reference token, vectorised over `hyp`."""
+    ids = {token: i for i, token in enumerate(dict.fromkeys(ref + hyp))}
+    hyp_codes = np.array([ids[t] for t in hyp], dtype=np.int64)
+    columns = np.arange(len(hyp) + 1)
+    row = columns.copy()
+    yield row
+    for i, token in enumerate(ref, 1):
+        substitute = row[:-1] + (hyp_codes != ids[token])
+        delete = row[1:] + 1
+        new = np.empty_like(row)
+        new[0] = i
+        new[1:] = np.minimum(substitute, delete)
+        # insertions chain left to right: new[j] = min_k (new[k] + j - k), a running minimum
+        row = np.minimum.accumulate(new - columns) + columns
+        yield row
+
+
+def edit_distance(ref: list | str, hyp: list | str) -> int:
+    """Levenshtein distance between two sequences (strings or token lists)."""
+    ref, hyp = list(ref), list(hyp)
+    if not ref or not hyp:
+        return max(len(ref), len(hyp))
+    *_, last = _distance_table_rows(ref, hyp)
+    return int(last[-1])
+
+
+def word_hits(ref: list[str], hyp: list[str]) -> int:
+    """Reference words matched exactly by an optimal alignment (the longest common subsequence)."""
+    if not ref or not hyp:
+        return 0
+    previous = [0] * (len(hyp) + 1)
+    for token in ref:
+        current = [0]
+        for j, other in enumerate(hyp):
+            current.append(previous[j] + 1 if token == other else max(previous[j + 1], current[j]))
+        previous = current
+    return previous[-1]
+
+
+@dataclass
+class Score:
+    """Raw counts, so that scores add up over a set before the rates are taken (micro-averaging)."""
+
+    char_errors: int = 0
+    chars: int = 0
+    word_errors: int = 0
+    words: int = 0
+    word_hits: int = 0
+
+    def __add__(self, other: "Score") -> "Score":
+        return Score(*(a + b for a, b in zip(vars(self).values(), vars(other).values())))
+
+    @property
+    def cer(self) -> float:
+        return self.char_errors / self.chars if self.chars else float(self.char_errors > 0)
+
+    @property
+    def wer(self) -> float:
+        return self.word_errors / self.words if self.words else float(self.word_errors > 0)
+
+    @property
+    def word_accuracy(self) -> float:
+        return self.word_hits / self.words if self.words else 1.0
+
+
+def score(reference: str, hypothesis: str, ignore_case: bool = False, alnum_only: bool = False) -> Score:
+    """Compare an OCR hypothesis with the reference transcript."""
+    ref = normalise(reference, ignore_case, alnum_only)
+    hyp = normalise(hypothesis, ignore_case, alnum_only)
+    ref_words, hyp_words = ref.split(), hyp.split()
+    return Score(
+        char_errors=edit_distance(ref, hyp),
+        chars=len(ref),
+        word_errors=edit_distance(ref_words, hyp_words),
+        words=len(ref_words),
+        word_hits=word_hits(ref_words, hyp_words),
+    )

@@ -1,0 +1,1 @@
+"""Neural network layers and models: small modules, each tested on its own."""

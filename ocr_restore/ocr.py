@@ -1,0 +1,114 @@
+"""The OCR stage: the only module that runs Tesseract.
+
+Tesseract reads best with an x-height of 20-30 px and a margin of background
+around the text, so small crops are upscaled and every image is padded with its
+own border colour before it is handed over.
+"""
+
+import functools
+import shutil
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+import pytesseract
+
+from .errors import MissingDependencyError, OcrError
+from .textscale import estimate_text_height
+
+__all__ = ["Word", "OcrResult", "check_tesseract", "recognise", "tesseract_version"]
+
+MIN_EM = 40  # em size (px) below which images are upscaled: Tesseract's LSTM wants x-height >= ~20 px
+MAX_UPSCALE = 6.0
+MIN_CONTRAST = 24  # grey levels between dark and light: less is a blank image
+
+
+@dataclass
+class Word:
+    text: str
+    confidence: float  # Tesseract's 0-100
+    box: tuple[int, int, int, int]  # x0, y0, x1, y1 in the input image's pixels
+
+
+@dataclass
+class OcrResult:
+    text: str
+    words: list[Word] = field(default_factory=list)
+    psm: int = 3
+
+
+@functools.cache
+def tesseract_version() -> str:
+    if shutil.which(pytesseract.pytesseract.tesseract_cmd) is None:
+        raise MissingDependencyError(
+            "tesseract not found on PATH: install it with `apt-get install tesseract-ocr tesseract-ocr-eng` "
+            "(or run `make setup`)"
+        )
+    return str(pytesseract.get_tesseract_version())
+
+
+@functools.cache
+def check_tesseract(lang: str) -> None:
+    """Raise MissingDependencyError unless Tesseract and every language in `lang` ('eng+deu') are installed."""
+    tesseract_version()
+    installed = set(pytesseract.get_languages(config=""))
+    missing = [code for code in lang.split("+") if code not in installed]
+    if missing:
+        raise MissingDependencyError(
+            f"Tesseract language data missing for {', '.join(missing)}: install "
+            + " ".join(f"tesseract-ocr-{code}" for code in missing)
+            + f" (installed: {', '.join(sorted(installed)) or 'none'})"
+        )
+
+
+def _prepare(image: np.ndarray, em: float | None) -> tuple[np.ndarray, float, int]:
+    """Upscale small text and pad with the border colour; return the image, its scale and the padding."""
+    scale = 1.0
+    if em is not None and em < MIN_EM:
+        scale = min(MIN_EM / em, MAX_UPSCALE)
+        image = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_CUBIC)
+    border = np.concatenate([image[0], image[-1], image[:, 0], image[:, -1]])
+    colour = [int(c) for c in np.median(border, axis=0)]
+    pad = int(max(10, 0.5 * (em or 0) * scale))
+    image = cv2.copyMakeBorder(image, pad, pad, pad, pad, cv2.BORDER_CONSTANT, value=colour)
+    return image, scale, pad
+
+
+def _auto_psm(image: np.ndarray, em: float | None) -> int:
+    """7 (one text line) when the image holds a single line, else 3 (automatic page segmentation)."""
+    height = image.shape[0]
+    return 7 if em is None or height < 2.2 * em else 3
+
+
+def recognise(image: np.ndarray, lang: str = "eng", psm: int | None = None, timeout: float = 120) -> OcrResult:
+    """OCR an RGB uint8 image: the text (lines joined by '\\n') and per-word boxes and confidences."""
+    check_tesseract(lang)
+    em = estimate_text_height(image)
+    low, high = np.percentile(image, (0.5, 99.5))
+    if em is None and high - low < MIN_CONTRAST:  # Tesseract hallucinates letters on blank images
+        return OcrResult("", [], psm or 3)
+    psm = psm if psm is not None else _auto_psm(image, em)
+    prepared, scale, pad = _prepare(image, em)
+    try:
+        data = pytesseract.image_to_data(
+            prepared, lang=lang, config=f"--psm {psm}", output_type=pytesseract.Output.DICT, timeout=timeout
+        )
+    except RuntimeError as e:  # pytesseract's timeout
+        raise OcrError(f"Tesseract timed out after {timeout:.0f} s") from e
+    except pytesseract.TesseractError as e:
+        if "Empty page" in str(e):
+            return OcrResult("", [], psm)
+        raise OcrError(f"Tesseract failed (status {e.status}): {e.message}") from e
+    lines: dict[tuple[int, int, int], list[str]] = {}
+    words = []
+    for i, token in enumerate(data["text"]):
+        token = token.strip()
+        if not token:
+            continue
+        key = (data["block_num"][i], data["par_num"][i], data["line_num"][i])
+        lines.setdefault(key, []).append(token)
+        x0 = (data["left"][i] - pad) / scale
+        y0 = (data["top"][i] - pad) / scale
+        box = (x0, y0, x0 + data["width"][i] / scale, y0 + data["height"][i] / scale)
+        words.append(Word(token, float(data["conf"][i]), tuple(int(round(v)) for v in box)))
+    return OcrResult("\n".join(" ".join(tokens) for tokens in lines.values()), words, psm)

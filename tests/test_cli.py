@@ -1,0 +1,165 @@
+"""The command line through click's runner, on generated images, with real Tesseract."""
+
+import hashlib
+import json
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+from ocr_restore import batch as batch_module
+from ocr_restore import files
+from ocr_restore.cli import main
+
+pytestmark = pytest.mark.skipif(shutil.which("tesseract") is None, reason="tesseract is not installed")
+
+CLASSICAL = ["--detector", "classical", "--inpainter", "telea"]
+
+
+def invoke(*args):
+    return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
+
+
+def tree_digest(folder):
+    return {p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_single_image_prints_text_and_writes_outputs(occluded_folder, tmp_path):
+    image, mask = occluded_folder / "a.png", tmp_path / "masks" / "a.png"
+    result = invoke(image, "--mask", mask, "-o", tmp_path / "out", *CLASSICAL)
+    assert result.exit_code == 0, result.output
+    assert "world 42" in result.stdout  # Telea may blur a letter under the stroke
+    assert "-- accuracy: CER" in result.stdout  # a.gt.txt sits beside the image
+    assert "detector=given mask inpainter=telea" in result.stderr
+    out = tmp_path / "out"
+    assert sorted(p.name for p in out.iterdir()) == ["a.json", "a.mask.png", "a.restored.png", "a.txt"]
+    record = json.loads((out / "a.json").read_text())
+    assert record["stages"]["detector"] == "given mask" and record["stages"]["inpainter"] == "telea"
+    assert record["accuracy"]["after"]["cer"] <= record["accuracy"]["before"]["cer"]
+    assert {"text", "words", "seconds"} <= record.keys() and record["words"][0]["box"]
+    written = np.asarray(Image.open(out / "a.mask.png"))
+    assert set(np.unique(written)) <= {0, 255}
+    assert np.array_equal(written > 0, np.asarray(Image.open(mask)) > 0)  # --mask overrides the detector
+
+
+def test_json_output(occluded_folder):
+    result = invoke(occluded_folder / "b.png", "--json", *CLASSICAL)
+    assert result.exit_code == 0, result.output
+    record = json.loads(result.stdout)
+    assert record["file"].endswith("b.png") and "Partial" in record["text"]
+    assert record["stages"]["detector"] == "classical"
+
+
+def test_mask_of_the_wrong_size_is_a_clear_error(occluded_folder, tmp_path):
+    Image.fromarray(np.zeros((4, 4), np.uint8)).save(tmp_path / "small.png")
+    result = invoke(occluded_folder / "a.png", "--mask", tmp_path / "small.png", *CLASSICAL)
+    assert result.exit_code == 2
+    assert "small.png: mask is 4x4 but the image is" in result.stderr
+
+
+def test_missing_file_is_a_clear_error(tmp_path):
+    result = invoke(tmp_path / "nope.png", *CLASSICAL)
+    assert result.exit_code == 2 and "nope.png: file not found" in result.stderr
+
+
+def test_batch_writes_mirrored_tree_and_results(occluded_folder, tmp_path):
+    before = tree_digest(occluded_folder)
+    out = tmp_path / "out"
+    result = invoke("batch", occluded_folder, "-o", out, "--masks", tmp_path / "masks", *CLASSICAL)
+    assert result.exit_code == 0, result.output
+    for stem in ("a", "b", "sub/c"):
+        for suffix in (".txt", ".restored.png", ".mask.png", ".json"):
+            assert (out / f"{stem}{suffix}").is_file()
+    table = pd.read_csv(out / "results.csv")
+    assert list(table["file"]) == ["a.png", "b.png", "sub/c.png"]
+    assert (table["status"] == "ok").all()
+    assert {"read_s", "detect_s", "inpaint_s", "ocr_s", "cer_before", "cer_after"} <= set(table.columns)
+    assert tree_digest(occluded_folder) == before  # the input folder is never modified
+
+    again = invoke("batch", occluded_folder, "-o", out, "--masks", tmp_path / "masks", *CLASSICAL)
+    assert "0 done, 3 already done, 0 failed" in again.stdout
+
+
+def test_batch_killed_mid_write_resumes_with_nothing_lost_or_half_written(occluded_folder, tmp_path, monkeypatch):
+    out = tmp_path / "out"
+    real_replace, calls = files.os.replace, []
+
+    def dying_replace(src, dst):
+        calls.append(dst)
+        if len(calls) == 6:  # the second image's mask: its restored image is written, the rest not
+            raise KeyboardInterrupt
+        real_replace(src, dst)
+
+    monkeypatch.setattr(files.os, "replace", dying_replace)
+    with pytest.raises(KeyboardInterrupt):
+        batch_module.run_batch(occluded_folder, out, tmp_path / "masks", pipeline_options={"detector": "classical", "inpainter": "telea"})
+    monkeypatch.undo()
+    written = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
+    assert written == ["a.json", "a.mask.png", "a.restored.png", "a.txt", "b.restored.png"]
+
+    summary = batch_module.run_batch(occluded_folder, out, tmp_path / "masks", pipeline_options={"detector": "classical", "inpainter": "telea"})
+    assert (summary.done, summary.skipped, summary.failed) == (2, 1, 0)
+    assert len(pd.read_csv(out / "results.csv")) == 3
+    assert not [p for p in out.rglob("*") if ".part" in p.name]
+
+
+def test_batch_cleans_temporary_files_left_by_a_hard_kill(occluded_folder, tmp_path):
+    out = tmp_path / "out"
+    (out / "sub").mkdir(parents=True)
+    (out / "sub" / ".c.txt.x1y2.part.txt").write_text("half")
+    invoke("batch", occluded_folder, "-o", out, "--masks", tmp_path / "masks", *CLASSICAL)
+    assert not [p for p in out.rglob("*") if ".part" in p.name]
+
+
+def test_batch_reports_bad_files_and_goes_on(occluded_folder, tmp_path):
+    (occluded_folder / "empty.png").write_bytes(b"")
+    (occluded_folder / "text.jpg").write_text("not an image")
+    good = (occluded_folder / "a.png").read_bytes()
+    (occluded_folder / "truncated.png").write_bytes(good[: len(good) // 3])
+    before = tree_digest(occluded_folder)
+    out = tmp_path / "out"
+    result = invoke("batch", occluded_folder, "-o", out, *CLASSICAL)
+    assert result.exit_code == 1
+    assert "3 done, 0 already done, 3 failed" in result.stdout
+    table = pd.read_csv(out / "results.csv").set_index("file")
+    assert "empty.png: file is empty" in table.at["empty.png", "error"]
+    assert "text.jpg: not an image in a supported format" in table.at["text.jpg", "error"]
+    assert "truncated.png: truncated or corrupt" in table.at["truncated.png", "error"]
+    assert "empty.png: file is empty" in result.stderr
+    assert (table.loc[["a.png", "b.png", "sub/c.png"], "status"] == "ok").all()
+    assert tree_digest(occluded_folder) == before
+
+
+def test_batch_with_two_workers(occluded_folder, tmp_path):
+    result = invoke("batch", occluded_folder, "-o", tmp_path / "out", "--workers", "2", "--masks", tmp_path / "masks", *CLASSICAL)
+    assert result.exit_code == 0, result.output
+    assert (pd.read_csv(tmp_path / "out" / "results.csv")["status"] == "ok").all()
+
+
+def test_bench_writes_every_variant(occluded_folder, tmp_path):
+    report = tmp_path / "report"
+    result = invoke("bench", occluded_folder, "-o", report, "--masks", tmp_path / "masks",
+                    "--clean", tmp_path / "clean", *CLASSICAL)
+    assert result.exit_code == 0, result.output
+    summary = pd.read_csv(report / "summary.csv", index_col="variant")
+    assert list(summary.index) == ["occluded", "restored", "telea", "ns", "clean"]
+    assert {"cer", "wer", "word_accuracy", "recovered"} <= set(summary.columns)
+    assert summary.at["clean", "cer"] <= summary.at["occluded", "cer"]
+    assert len(pd.read_csv(report / "report.csv")) == 3
+    markdown = (report / "report.md").read_text()
+    assert "| variant | CER | WER | word accuracy | recovered |" in markdown
+    assert (report / "examples.png").stat().st_size > 10_000
+
+
+def test_bench_reads_a_tsv_of_transcripts(occluded_folder, tmp_path):
+    tsv = tmp_path / "gt.tsv"
+    tsv.write_text("a.png\tHello world 42\nb.png\tPartial convolution\n")
+    for sidecar in occluded_folder.rglob("*.gt.txt"):
+        sidecar.unlink()
+    result = invoke("bench", occluded_folder, "--gt", tsv, "-o", tmp_path / "r", "--masks", tmp_path / "masks", *CLASSICAL)
+    assert result.exit_code == 0, result.output
+    assert len(pd.read_csv(tmp_path / "r" / "report.csv")) == 2

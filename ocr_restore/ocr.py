@@ -21,6 +21,7 @@ __all__ = ["Word", "OcrResult", "check_tesseract", "recognise", "tesseract_versi
 MIN_EM = 40  # em size (px) below which images are upscaled: Tesseract's LSTM wants x-height >= ~20 px
 MAX_UPSCALE = 6.0
 MIN_CONTRAST = 24  # grey levels between dark and light: less is a blank image
+SINGLE_LINE_HEIGHT = 120  # px: without a text-height estimate, shorter images are taken for one line
 
 
 @dataclass
@@ -74,18 +75,23 @@ def _prepare(image: np.ndarray, em: float | None) -> tuple[np.ndarray, float, in
     return image, scale, pad
 
 
+def _is_blank(image: np.ndarray) -> bool:
+    """No two grey levels far apart once speckle noise is filtered out."""
+    gray = cv2.medianBlur(cv2.cvtColor(image, cv2.COLOR_RGB2GRAY), 3)
+    return int(gray.max()) - int(gray.min()) < MIN_CONTRAST
+
+
 def _auto_psm(image: np.ndarray, em: float | None) -> int:
     """7 (one text line) when the image holds a single line, else 3 (automatic page segmentation)."""
     height = image.shape[0]
-    return 7 if em is None or height < 2.2 * em else 3
+    return 7 if height < (2.2 * em if em else SINGLE_LINE_HEIGHT) else 3
 
 
 def recognise(image: np.ndarray, lang: str = "eng", psm: int | None = None, timeout: float = 120) -> OcrResult:
     """OCR an RGB uint8 image: the text (lines joined by '\\n') and per-word boxes and confidences."""
     check_tesseract(lang)
     em = estimate_text_height(image)
-    low, high = np.percentile(image, (0.5, 99.5))
-    if em is None and high - low < MIN_CONTRAST:  # Tesseract hallucinates letters on blank images
+    if em is None and _is_blank(image):  # Tesseract hallucinates letters on blank images
         return OcrResult("", [], psm or 3)
     psm = psm if psm is not None else _auto_psm(image, em)
     prepared, scale, pad = _prepare(image, em)

@@ -163,3 +163,22 @@ def test_bench_reads_a_tsv_of_transcripts(occluded_folder, tmp_path):
     result = invoke("bench", occluded_folder, "--gt", tsv, "-o", tmp_path / "r", "--masks", tmp_path / "masks", *CLASSICAL)
     assert result.exit_code == 0, result.output
     assert len(pd.read_csv(tmp_path / "r" / "report.csv")) == 2
+
+
+@pytest.mark.parametrize("size", ["word", "page"])
+def test_a_20_pixel_word_and_an_a4_page_at_300_dpi(tmp_path, size):
+    from .conftest import render_line, stroke_over
+
+    if size == "word":
+        image, expected = render_line("Hello", size=12), "Hello"
+        assert image.shape[0] <= 22
+    else:
+        image = np.full((3508, 2480, 3), 250, np.uint8)  # A4 at 300 dpi
+        line = render_line("Restored page text 2026", size=48)
+        image[1600 : 1600 + line.shape[0], 300 : 300 + line.shape[1]] = line
+        image, _ = stroke_over(image, thickness=3)
+        expected = "Restored page text"  # the stroke crosses the digits, which Telea may not bring back
+    Image.fromarray(image).save(tmp_path / "in.png")
+    result = invoke(tmp_path / "in.png", "--json", *CLASSICAL)
+    assert result.exit_code == 0, result.output
+    assert expected in json.loads(result.stdout)["text"]

@@ -168,3 +168,89 @@ def bench(in_dir, gt, report_dir, masks, clean, workers, ignore_case, alnum_only
                         _pipeline_options(detector, inpainter, lang, psm), examples)
     click.echo(summary.to_string(float_format=lambda v: f"{v:.4f}"))
     click.echo(f"report: {report_dir / 'report.md'}")
+
+
+@main.command()
+@click.argument("out_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--kind", type=click.Choice(["docs", "receipts", "scene"]), default="docs", show_default=True)
+@click.option("--n", type=click.IntRange(1), default=100, show_default=True, help="Images to make.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--coverage", type=(float, float), default=(0.05, 0.3), show_default=True,
+              help="Range of the occluded share of the text region.")
+@click.option("--real", "real_dir", type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="Occlude this folder of real images (with labels.tsv) instead of rendering; evaluation only.")
+def synth(out_dir, kind, n, seed, coverage, real_dir):
+    """Write a synthetic set: clean/, occluded/, mask/, gt.tsv and *.gt.txt (ready for bench and batch)."""
+    from .data.synth import occlude_real_set, write_synth_set
+
+    if real_dir is not None:
+        occlude_real_set(real_dir, out_dir, seed, coverage)
+    else:
+        write_synth_set(out_dir, kind, n, seed, coverage)
+    click.echo(f"wrote {out_dir}; benchmark it with: ocr-restore bench {out_dir / 'occluded'} "
+               f"--masks {out_dir / 'mask'} --clean {out_dir / 'clean'} -o {out_dir / 'report'}")
+
+
+@main.group()
+def train():
+    """Train the models on on-the-fly synthetic data (CPU, or a GPU when there is one)."""
+
+
+def training_options(function):
+    for option in reversed(
+        [
+            click.option("--seed", type=int, default=0, show_default=True),
+            click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:1, ..."),
+            click.option("--workers", type=click.IntRange(0), default=1, show_default=True, help="Data loader processes."),
+            click.option("--batch-size", type=click.IntRange(1), default=16, show_default=True),
+            click.option("--config", default="default", show_default=True, help="Model size: default or tiny."),
+        ]
+    ):
+        function = option(function)
+    return function
+
+
+@train.command("inpainter")
+@click.option("-o", "--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("runs/inpainter"),
+              show_default=True, help="Run folder: last.pt (resumed automatically), log.csv, pconv.safetensors.")
+@click.option("--steps-phase1", type=click.IntRange(0), default=7000, show_default=True, help="Steps at lr 2e-4, BatchNorm on.")
+@click.option("--steps-phase2", type=click.IntRange(0), default=1500, show_default=True,
+              help="Steps at lr 5e-5, encoder BatchNorm frozen.")
+@click.option("--data", default="synthetic", show_default=True, help="'synthetic', or a folder of your clean text images.")
+@click.option("--vgg-weights", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="torchvision VGG-16 state dict for the perceptual and style losses [default: the shipped text feature net].")
+@click.option("--no-perceptual", is_flag=True, help="Train without the perceptual and style terms.")
+@click.option("--ship", is_flag=True, help="Copy the final weights to models/pconv.safetensors.")
+@training_options
+def train_inpainter_command(out_dir, steps_phase1, steps_phase2, data, vgg_weights, no_perceptual, ship,
+                            seed, device, workers, batch_size, config):
+    """Train the PConv U-Net in two phases, as in Liu et al. 2018."""
+    from .train.inpainter import train_inpainter
+
+    train_inpainter(out_dir, steps_phase1, steps_phase2, batch_size, config=config, data=data, vgg_weights=vgg_weights,
+                    no_perceptual=no_perceptual, seed=seed, device=device, num_workers=workers, ship=ship)
+
+
+@train.command("detector")
+@click.option("-o", "--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("runs/detector"),
+              show_default=True, help="Run folder: last.pt (resumed automatically), log.csv, detector.safetensors.")
+@click.option("--steps", type=click.IntRange(1), default=12000, show_default=True)
+@click.option("--lr", type=float, default=2e-3, show_default=True)
+@training_options
+def train_detector_command(out_dir, steps, lr, seed, device, workers, batch_size, config):
+    """Train the occluder segmentation U-Net."""
+    from .train.detector import train_detector
+
+    train_detector(out_dir, steps, batch_size, lr, config, seed, device=device, num_workers=workers)
+
+
+@train.command("features")
+@click.option("-o", "--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Weights file [default: models/text_features.safetensors].")
+@click.option("--steps", type=click.IntRange(1), default=4000, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+def train_features_command(out, steps, seed):
+    """Train the text feature network that the perceptual and style losses use."""
+    from .train.features import DEFAULT_TEXT_FEATURES, train_text_features
+
+    train_text_features(out or DEFAULT_TEXT_FEATURES, steps, seed=seed)

@@ -31,6 +31,8 @@ __all__ = [
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp")
 # Pillow's decompression-bomb guard stops at ~179 Mpx; an A0 scan at 600 dpi is ~560 Mpx.
 Image.MAX_IMAGE_PIXELS = 600_000_000
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)
 
 
 def _open(path: Path) -> Image.Image:
@@ -139,6 +141,7 @@ def atomic_path(path: str | Path):
     os.close(fd)
     try:
         yield Path(tmp)
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes the file private; outputs get the usual permissions
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

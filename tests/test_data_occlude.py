@@ -1,0 +1,112 @@
+"""Occluders: the mask is exactly the changed pixels, coverage follows the request, hidden chars are counted."""
+
+import dataclasses
+
+import cv2
+import numpy as np
+import pytest
+
+from ocr_restore.data.occlude import COLOURS, SHAPE_KINDS, STYLES, occlude, text_region
+from ocr_restore.data.render import KINDS, from_image, render
+
+
+def _samples(seed: int, count: int = 3):
+    rng = np.random.default_rng(seed)
+    return [render(kind, rng) for kind in KINDS for _ in range(count)]
+
+
+def test_mask_is_exactly_the_changed_pixels():
+    rng = np.random.default_rng(0)
+    for sample in _samples(1):
+        for coverage in (0.01, 0.2, 0.4):
+            occlusion = occlude(sample, rng, coverage)
+            assert occlusion.image.dtype == np.uint8 and occlusion.image.shape == sample.image.shape
+            assert np.array_equal(occlusion.mask, (occlusion.image != sample.image).any(-1))
+            assert occlusion.mask.any()
+            # every changed pixel is owned by a shape, and only changed pixels are
+            assert np.array_equal(occlusion.shape_ids > 0, occlusion.mask)
+            assert occlusion.shape_ids.max() <= len(occlusion.shapes)
+
+
+@pytest.mark.parametrize("coverage", [0.01, 0.1, 0.4])
+def test_coverage_follows_the_request(coverage):
+    rng = np.random.default_rng(2)
+    achieved, changed = [], []
+    for sample in _samples(3, 4):
+        occlusion = occlude(sample, rng, coverage)
+        x0, y0, x1, y1 = text_region(sample)
+        achieved.append(occlusion.coverage)
+        changed.append(occlusion.mask[y0:y1, x0:x1].mean())
+    achieved = np.array(achieved)
+    # the mask is the painted area, less white-outs on bare paper, plus blur and JPEG spill
+    assert 0.3 * coverage < np.median(changed) < 2 * coverage
+    assert np.all(np.abs(achieved - coverage) <= 0.2 * coverage + 0.002), achieved
+    assert abs(np.median(achieved) - coverage) <= 0.1 * coverage
+
+
+def test_hidden_fraction_per_char():
+    rng = np.random.default_rng(4)
+    for sample in _samples(5, 2):
+        occlusion = occlude(sample, rng, 0.3)
+        n = len(sample.char_boxes)
+        assert occlusion.char_hidden.shape == (n,)
+        assert np.all((0 <= occlusion.char_hidden) & (occlusion.char_hidden <= 1))
+        for i in range(n):
+            ink = sample.char_ink == i + 1
+            under_mask = (ink & occlusion.mask).sum() / max(1, ink.sum())
+            if not any(s.style == "highlighter" for s in occlusion.shapes):
+                assert occlusion.char_hidden[i] >= under_mask - 1e-6  # hidden includes all changed ink
+        assert np.array_equal(occlusion.wholly_hidden, occlusion.char_hidden >= 0.95)
+
+
+def test_a_char_under_a_bar_is_wholly_hidden():
+    rng = np.random.default_rng(6)
+    hits = 0
+    for sample in _samples(7, 4):
+        occlusion = occlude(sample, rng, 0.4)
+        hits += occlusion.wholly_hidden.sum()
+        assert occlusion.wholly_hidden.sum() <= len(sample.char_boxes)
+    assert hits > 0
+
+
+def test_deterministic_and_varied():
+    sample = render("docs", np.random.default_rng(8))
+    a, b = (occlude(sample, np.random.default_rng(1), 0.2) for _ in range(2))
+    c = occlude(sample, np.random.default_rng(2), 0.2)
+    assert np.array_equal(a.image, b.image) and a.shapes == b.shapes
+    assert not np.array_equal(a.mask, c.mask)
+    rng = np.random.default_rng(9)
+    shapes = [s for sample in _samples(10, 4) for s in occlude(sample, rng, 0.3).shapes]
+    assert {s.kind for s in shapes} == set(SHAPE_KINDS)
+    assert {s.style for s in shapes} == set(STYLES)
+    assert {s.colour for s in shapes} == set(COLOURS)
+
+
+def test_paper_shapes_erase_text_and_nothing_else():
+    rng = np.random.default_rng(11)
+    paper_area = erased = ink_under_paper = changed_ink_under_paper = 0
+    for sample in _samples(12, 4):
+        # without JPEG, whose blocks would carry other shapes' changes under a white-out
+        capture = dataclasses.replace(sample.degradation, jpeg=None)
+        sample = dataclasses.replace(sample, degradation=capture, image=capture.apply(sample.page))
+        occlusion = occlude(sample, rng, 0.4)
+        ink = (np.abs(sample.page.astype(int) - sample.background) > 30).any(-1)
+        ink_under_paper += (ink & occlusion.paper_area).sum()
+        changed_ink_under_paper += (ink & occlusion.paper_area & occlusion.mask).sum()
+        # the same shapes on the bare paper: a white-out over nothing changes (almost) nothing
+        blank = dataclasses.replace(sample, page=sample.background, image=capture.apply(sample.background))
+        occlusion = occlude(blank, np.random.default_rng(0), 0.4)
+        paper_ids = [k + 1 for k, s in enumerate(occlusion.shapes) if s.colour == "paper"]
+        paper_area += occlusion.paper_area.sum()
+        erased += np.isin(occlusion.shape_ids, paper_ids).sum()  # edges over other shapes only
+    assert ink_under_paper > 0 and paper_area > 0
+    assert changed_ink_under_paper > 0.9 * ink_under_paper
+    assert erased < 0.15 * paper_area
+
+
+def test_real_images_without_ground_truth():
+    image = render("scene", np.random.default_rng(13)).image
+    sample = from_image(image, 30.0, "word")
+    occlusion = occlude(sample, np.random.default_rng(0), 0.2)
+    assert np.array_equal(occlusion.mask, (occlusion.image != image).any(-1))
+    assert 0.15 <= occlusion.coverage <= 0.25 and occlusion.char_hidden.shape == (0,)

@@ -1,0 +1,50 @@
+"""estimate_text_height finds the em size of words, lines, paragraphs and pages."""
+
+import time
+
+import cv2
+import numpy as np
+import pytest
+
+from ocr_restore.data.render import KINDS, render
+from ocr_restore.textscale import estimate_text_height
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_estimate_within_25_percent_on_rendered_text(kind):
+    rng = np.random.default_rng(100)
+    ratios = []
+    for _ in range(40):
+        sample = render(kind, rng)
+        estimate = estimate_text_height(sample.image)
+        ratios.append((estimate or 0) / sample.text_height)
+    ratios = np.array(ratios)
+    assert np.mean(np.abs(ratios - 1) <= 0.25) >= {"docs": 0.85, "receipts": 0.8, "scene": 0.7}[kind], ratios.round(2)
+    assert 0.85 < np.median(ratios) < 1.15
+
+
+def test_light_text_on_dark_ground():
+    sample = render("docs", np.random.default_rng(1), size=30)
+    estimate = estimate_text_height(255 - sample.image)
+    assert abs(estimate / sample.text_height - 1) <= 0.25
+
+
+def test_a_300_dpi_page_quickly():
+    # 12 pt at 300 dpi is 50 px per em; paragraphs pasted onto a 2500 x 3500 sheet
+    rng = np.random.default_rng(2)
+    page = np.full((3500, 2500, 3), 245, np.uint8)
+    y = 200
+    while y < 3000:
+        block = render("docs", rng, size=50).image
+        h, w = min(block.shape[0], 3500 - y), min(block.shape[1], 2300)
+        page[y:y + h, 100:100 + w] = block[:h, :w]
+        y += h + 40
+    start = time.perf_counter()
+    estimate = estimate_text_height(page)
+    assert time.perf_counter() - start < 1.0
+    assert abs(estimate / 50 - 1) <= 0.25
+
+
+def test_no_text():
+    assert estimate_text_height(np.full((50, 80, 3), 200, np.uint8)) is None
+    assert estimate_text_height(np.zeros((0, 0, 3), np.uint8)) is None

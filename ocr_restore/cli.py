@@ -57,7 +57,7 @@ def pipeline_options(function):
                          help="Hole filler; auto = the shipped PConv U-Net, else OpenCV Telea (with a warning)."),
             click.option("--lang", default="eng", show_default=True, help="Tesseract language(s), e.g. eng+deu."),
             click.option("--psm", type=click.IntRange(0, 13), default=None,
-                         help="Tesseract page segmentation mode [default: 7 for one line, else 3]."),
+                         help="Tesseract page segmentation mode [default: 7 for one line, 6 for a block, 3 for a page]."),
             click.option("-v", "--verbose", is_flag=True, help="Show tracebacks on errors."),
         ]
     ):

@@ -22,6 +22,7 @@ MIN_EM = 40  # em size (px) below which images are upscaled: Tesseract's LSTM wa
 MAX_UPSCALE = 6.0
 MIN_CONTRAST = 24  # grey levels between dark and light: less is a blank image
 SINGLE_LINE_HEIGHT = 120  # px: without a text-height estimate, shorter images are taken for one line
+BLOCK_HEIGHT_EM = 30  # images up to this many ems high are crops of one block of text, not pages
 
 
 @dataclass
@@ -82,9 +83,15 @@ def _is_blank(image: np.ndarray) -> bool:
 
 
 def _auto_psm(image: np.ndarray, em: float | None) -> int:
-    """7 (one text line) when the image holds a single line, else 3 (automatic page segmentation)."""
+    """7 for a single line, 6 (one block) for a crop of a few lines, 3 (automatic layout) for a page.
+
+    A block crop read with 3 loses columns: a receipt's prices become a second
+    block that Tesseract often drops.
+    """
     height = image.shape[0]
-    return 7 if height < (2.2 * em if em else SINGLE_LINE_HEIGHT) else 3
+    if height < (2.2 * em if em else SINGLE_LINE_HEIGHT):
+        return 7
+    return 6 if em and height < BLOCK_HEIGHT_EM * em else 3
 
 
 def recognise(image: np.ndarray, lang: str = "eng", psm: int | None = None, timeout: float = 120) -> OcrResult:

@@ -88,6 +88,7 @@ def map_in_workers(function, tasks: list, workers: int, initializer, options: di
 
 def _with_threads(threads: int, initializer, options: dict) -> None:
     torch.set_num_threads(threads)
+    os.environ["OMP_THREAD_LIMIT"] = str(threads)  # Tesseract's OpenMP threads, as OCRmyPDF limits them
     initializer(options)
 
 

@@ -130,23 +130,12 @@ def _example_grid(report: pd.DataFrame, tasks: dict[str, _Task], report_dir: Pat
 
 
 def _markdown(summary: pd.DataFrame, settings: dict) -> str:
-    lines = ["# ocr-restore benchmark", ""]
-    lines += [f"- {key}: {value}" for key, value in settings.items()]
-    lines += ["", "| variant | CER | WER | word accuracy |" + (" recovered |" if "recovered" in summary else "")]
-    lines += ["|---|---:|---:|---:|" + ("---:|" if "recovered" in summary else "")]
-    for variant, row in summary.iterrows():
-        cells = [f"{row['cer']:.4f}", f"{row['wer']:.4f}", f"{row['word_accuracy']:.4f}"]
-        if "recovered" in summary:
-            cells.append("" if pd.isna(row["recovered"]) else f"{row['recovered']:.3f}")
-        lines.append(f"| {variant} | " + " | ".join(cells) + " |")
-    lines += [
-        "",
-        "recovered = (CER_occluded - CER_x) / (CER_occluded - CER_clean): 1 means all the accuracy the occluders took is back.",
-        "",
-        "![examples](examples.png)",
-        "",
-    ]
-    return "\n".join(lines)
+    lines = ["# ocr-restore benchmark", ""] + [f"- {key}: {value}" for key, value in settings.items()]
+    lines += ["", summary.to_markdown(floatfmt=".4f"), ""]
+    if "recovered" in summary:
+        lines += ["recovered = (CER_occluded - CER_x) / (CER_occluded - CER_clean): "
+                  "1 means all the accuracy the occluders took is back.", ""]
+    return "\n".join(lines + ["![examples](examples.png)", ""])
 
 
 def run_bench(

@@ -173,7 +173,7 @@ def bench(in_dir, gt, report_dir, masks, clean, workers, ignore_case, alnum_only
 @main.command()
 @click.argument("out_dir", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--kind", type=click.Choice(["docs", "receipts", "scene"]), default="docs", show_default=True)
-@click.option("--n", type=click.IntRange(1), default=100, show_default=True, help="Images to make.")
+@click.option("--n", type=click.IntRange(1), default=None, help="Images to make [default: 100; with --real, all].")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--coverage", type=(float, float), default=(0.05, 0.3), show_default=True,
               help="Range of the occluded share of the text region.")
@@ -184,9 +184,9 @@ def synth(out_dir, kind, n, seed, coverage, real_dir):
     from .data.synth import occlude_real_set, write_synth_set
 
     if real_dir is not None:
-        occlude_real_set(real_dir, out_dir, seed, coverage)
+        occlude_real_set(real_dir, out_dir, seed, coverage, n)
     else:
-        write_synth_set(out_dir, kind, n, seed, coverage)
+        write_synth_set(out_dir, kind, n or 100, seed, coverage)
     click.echo(f"wrote {out_dir}; benchmark it with: ocr-restore bench {out_dir / 'occluded'} "
                f"--masks {out_dir / 'mask'} --clean {out_dir / 'clean'} -o {out_dir / 'report'}")
 
@@ -213,8 +213,8 @@ def training_options(function):
 @train.command("inpainter")
 @click.option("-o", "--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("runs/inpainter"),
               show_default=True, help="Run folder: last.pt (resumed automatically), log.csv, pconv.safetensors.")
-@click.option("--steps-phase1", type=click.IntRange(0), default=7000, show_default=True, help="Steps at lr 2e-4, BatchNorm on.")
-@click.option("--steps-phase2", type=click.IntRange(0), default=1500, show_default=True,
+@click.option("--steps-phase1", type=click.IntRange(0), default=16000, show_default=True, help="Steps at lr 2e-4, BatchNorm on.")
+@click.option("--steps-phase2", type=click.IntRange(0), default=4000, show_default=True,
               help="Steps at lr 5e-5, encoder BatchNorm frozen.")
 @click.option("--data", default="synthetic", show_default=True, help="'synthetic', or a folder of your clean text images.")
 @click.option("--vgg-weights", type=click.Path(exists=True, dir_okay=False, path_type=Path),
@@ -234,14 +234,15 @@ def train_inpainter_command(out_dir, steps_phase1, steps_phase2, data, vgg_weigh
 @train.command("detector")
 @click.option("-o", "--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("runs/detector"),
               show_default=True, help="Run folder: last.pt (resumed automatically), log.csv, detector.safetensors.")
-@click.option("--steps", type=click.IntRange(1), default=12000, show_default=True)
+@click.option("--steps", type=click.IntRange(1), default=6000, show_default=True)
 @click.option("--lr", type=float, default=2e-3, show_default=True)
+@click.option("--ship", is_flag=True, help="Copy the final weights to models/detector.safetensors.")
 @training_options
-def train_detector_command(out_dir, steps, lr, seed, device, workers, batch_size, config):
+def train_detector_command(out_dir, steps, lr, ship, seed, device, workers, batch_size, config):
     """Train the occluder segmentation U-Net."""
     from .train.detector import train_detector
 
-    train_detector(out_dir, steps, batch_size, lr, config, seed, device=device, num_workers=workers)
+    train_detector(out_dir, steps, batch_size, lr, config, seed, device=device, num_workers=workers, ship=ship)
 
 
 @train.command("features")
@@ -254,3 +255,30 @@ def train_features_command(out, steps, seed):
     from .train.features import DEFAULT_TEXT_FEATURES, train_text_features
 
     train_text_features(out or DEFAULT_TEXT_FEATURES, steps, seed=seed)
+
+
+@main.command("bench-detector")
+@click.option("-o", "--out", "report_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Where detector.csv and detector.md go.")
+@click.option("--detector", type=click.Choice(DETECTORS[1:]), default="model", show_default=True)
+@click.option("--n", type=click.IntRange(1), default=100, show_default=True, help="Images per kind (docs, receipts, scene).")
+@click.option("--seed", type=int, default=2000, show_default=True, help="Fixed evaluation seed (training never draws it).")
+def bench_detector(report_dir, detector, n, seed):
+    """Occluder-mask quality near text (IoU, recall, precision) per kind, shape and colour, and ms per 300-dpi page."""
+    from .detect import build_detector
+    from .files import write_text
+    from .train.detector import evaluate_detector, time_page
+
+    found = build_detector(detector)
+    table = evaluate_detector(found, n=n, seed=seed)
+    page_ms = 1000 * time_page(found)
+    report_dir.mkdir(parents=True, exist_ok=True)
+    table.to_csv(report_dir / "detector.csv", index=False)
+    overall = table[table["group"] == "all"].drop(columns=["group", "value"])
+    by_kind = table[(table["kind"] == "all") & (table["group"] != "all")][["group", "value", "iou", "recall", "precision", "pixels"]]
+    markdown = (f"# Detector benchmark ({found.name}, {n} images per kind, seed {seed})\n\n"
+                + overall.to_markdown(index=False, floatfmt=".4f")
+                + "\n\nPer shape, style and colour (all kinds):\n\n" + by_kind.to_markdown(index=False, floatfmt=".4f")
+                + f"\n\nA4 page at 300 dpi: {page_ms:.0f} ms\n")
+    write_text(report_dir / "detector.md", markdown)
+    click.echo(markdown)

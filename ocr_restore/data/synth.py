@@ -110,9 +110,12 @@ def write_synth_set(out_dir: str | Path, kind: str, n: int, seed: int, coverage:
 
 
 def occlude_real_set(
-    src_dir: str | Path, out_dir: str | Path, seed: int, coverage: tuple[float, float] = (0.05, 0.3)
+    src_dir: str | Path, out_dir: str | Path, seed: int, coverage: tuple[float, float] = (0.05, 0.3), n: int | None = None
 ) -> Path:
-    """Occlude every image listed in `src_dir`/labels.tsv and write the set to `out_dir` (evaluation only).
+    """Occlude the images listed in `src_dir`/labels.tsv (the first `n` by name, default all) into `out_dir`.
+
+    For evaluation only. Image i's occlusion depends only on (seed, i), so a
+    smaller set is the start of a larger one.
 
     Shape sizes follow each image's estimated text height; where none is found,
     the image is taken for a word crop whose em is 0.8 of its height.
@@ -128,7 +131,8 @@ def occlude_real_set(
         raise InputFileError(f"{src_dir / missing[0]}: listed in {labels} but not found ({len(missing)} missing)")
     _prepare(out_dir)
     texts, rows = {}, []
-    for i, (stem, path) in enumerate(tqdm(sorted(files.items()), desc=f"occlude {src_dir.name}", unit="img")):
+    chosen = sorted(files.items())[:n]
+    for i, (stem, path) in enumerate(tqdm(chosen, desc=f"occlude {src_dir.name}", unit="img")):
         rng = np.random.default_rng([seed, i])
         image = read_image(path)
         em = estimate_text_height(image) or 0.8 * image.shape[0]

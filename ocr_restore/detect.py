@@ -1,0 +1,205 @@
+"""The detection stage: find the shapes that cover text and return a mask.
+
+`build_detector("model")` runs the SegUNet from `models/detector.safetensors`;
+`build_detector("classical")` is a colour and stroke-width baseline with no
+learning, the fallback and the benchmark's point of comparison. Both return a
+Detector: `detector(image)` gives a Detection with the thresholded, slightly
+dilated mask (dilation covers anti-aliased edges), the paper-coloured part of it
+(erasures, white-out) and the per-pixel probability.
+
+The model runs at the normalised text scale (em = TEXT_HEIGHT px) in
+overlapping tiles, so memory stays bounded on a 300-dpi page.
+"""
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+from .errors import ModelError
+from .nn.seg_unet import SegUNet, load_seg_unet
+from .textscale import TEXT_HEIGHT, estimate_text_height
+
+__all__ = [
+    "Detection", "Detector", "ModelDetector", "ClassicalDetector", "DETECTORS", "DEFAULT_WEIGHTS", "build_detector",
+]
+
+DEFAULT_WEIGHTS = Path(__file__).resolve().parents[1] / "models" / "detector.safetensors"
+TILE = 512  # tile side (px at the normalised scale) for bounded memory
+OVERLAP = 64  # tiles overlap by this; each keeps only its part >= OVERLAP/2 from an inner edge
+TILE_BATCH = {"cpu": 1, "cuda": 8}  # tiles per forward pass: on a CPU batching saves no time, only adds memory
+SCALE_RANGE = (1 / 8, 4.0)  # resize factors beyond these come from a wrong em estimate, not real text
+MAX_UPSCALED_PIXELS = 16_000_000  # never enlarge an image beyond this (an A4 page at 300 dpi is 8.7 Mpx)
+
+
+@dataclass
+class Detection:
+    mask: np.ndarray  # bool HxW, True = occluded: probability >= threshold, then dilated
+    paper_mask: np.ndarray  # bool HxW, the part of `mask` under paper-coloured shapes (erasure, white-out)
+    probability: np.ndarray  # float32 HxW, probability of an occluder of any colour, before dilation
+
+
+def _text_scale(image: np.ndarray) -> float:
+    """The factor that brings the image's em size to TEXT_HEIGHT, within SCALE_RANGE and MAX_UPSCALED_PIXELS.
+
+    With no text found, a wide image is taken for a word or line crop
+    (em ~ 0.7 of its height) and anything else is left at its own scale.
+    """
+    height, width = image.shape[:2]
+    em = estimate_text_height(image)
+    if em is None:
+        em = 0.7 * height if width >= height else TEXT_HEIGHT
+    scale = float(np.clip(TEXT_HEIGHT / em, *SCALE_RANGE))
+    return min(scale, max(1.0, np.sqrt(MAX_UPSCALED_PIXELS / (height * width))))
+
+
+def _resize(array: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Resize to (height, width): area averaging when shrinking, bilinear when growing."""
+    height, width = size
+    if array.shape[:2] == (height, width):
+        return array
+    shrinking = height * width < array.shape[0] * array.shape[1]
+    return cv2.resize(array, (width, height), interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)
+
+
+def _at_text_scale(image: np.ndarray) -> np.ndarray:
+    """`image` resized so that its text has an em of TEXT_HEIGHT px."""
+    scale = _text_scale(image)
+    height, width = image.shape[:2]
+    return _resize(image, (max(1, round(height * scale)), max(1, round(width * scale))))
+
+
+def _tile_spans(length: int, tile: int, overlap: int) -> list[tuple[int, int, int]]:
+    """(start, keep_from, keep_to) per tile along one axis; the kept parts partition [0, length)."""
+    if length <= tile:
+        return [(0, 0, length)]
+    stride = tile - overlap
+    starts = list(range(0, length - tile, stride)) + [length - tile]
+    # hand each overlap over at its middle, so every kept pixel is >= overlap/2 from an inner tile edge
+    cuts = [0] + [(a + tile + b) // 2 for a, b in zip(starts, starts[1:])] + [length]
+    return [(s, lo, hi) for s, lo, hi in zip(starts, cuts, cuts[1:])]
+
+
+class Detector:
+    """Probabilities -> threshold -> dilation. Subclasses implement `probabilities`."""
+
+    name = "detector"
+
+    def __init__(self, threshold: float = 0.5, dilate: int = 1):
+        assert 0.0 < threshold < 1.0, f"threshold must be in (0, 1), got {threshold}"
+        assert dilate >= 0, f"dilate must be >= 0 pixels, got {dilate}"
+        self.threshold, self.dilate = threshold, dilate
+
+    def probabilities(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """float32 HxW probabilities of (occluder, paper-coloured occluder)."""
+        raise NotImplementedError
+
+    def __call__(self, image: np.ndarray) -> Detection:
+        if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+            raise ValueError(f"expected a uint8 HxWx3 RGB image, got {image.dtype} {image.shape}")
+        occluder, paper = self.probabilities(image)
+        # a paper-coloured shape is masked whole, not just where it hides ink: the inpainter must
+        # not be told the shape of the missing glyphs
+        probability = np.maximum(occluder, paper)
+        mask, paper_mask = probability >= self.threshold, paper >= self.threshold
+        if self.dilate:
+            kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * self.dilate + 1,) * 2)
+            mask, paper_mask = (cv2.dilate(m.view(np.uint8), kernel).view(bool) for m in (mask, paper_mask))
+        return Detection(mask, paper_mask, probability)
+
+
+class ModelDetector(Detector):
+    """The SegUNet at the normalised text scale, run in overlapping tiles."""
+
+    name = "model"
+
+    def __init__(
+        self, model: SegUNet, threshold: float = 0.5, dilate: int = 1, tile: int = TILE, overlap: int = OVERLAP
+    ):
+        super().__init__(threshold, dilate)
+        assert tile % model.multiple == 0 and 0 <= overlap < tile, f"bad tiling: tile={tile}, overlap={overlap}"
+        self.model, self.tile, self.overlap = model.eval(), tile, overlap
+
+    @torch.inference_mode()
+    def _segment(self, image: np.ndarray) -> np.ndarray:
+        """(2, H, W) float32 probabilities of a uint8 RGB image already at the normalised scale."""
+        height, width = image.shape[:2]
+        device = next(self.model.parameters()).device
+        out = np.empty((2, height, width), np.float32)
+        rows, columns = _tile_spans(height, self.tile, self.overlap), _tile_spans(width, self.tile, self.overlap)
+        tiles = [(ys, xs) for ys in rows for xs in columns]
+        th, tw = min(self.tile, height), min(self.tile, width)
+        per_batch = TILE_BATCH.get(device.type, 1)
+        for i in range(0, len(tiles), per_batch):
+            batch = tiles[i : i + per_batch]
+            crops = np.stack([image[y0 : y0 + th, x0 : x0 + tw] for (y0, _, _), (x0, _, _) in batch])  # (B, th, tw, 3)
+            x = torch.from_numpy(crops).to(device).permute(0, 3, 1, 2).float().div_(255)  # (B, 3, th, tw)
+            probs = torch.sigmoid(self.model(x)).cpu().numpy()  # (B, 2, th, tw)
+            for p, ((y0, ya, yb), (x0, xa, xb)) in zip(probs, batch):
+                out[:, ya:yb, xa:xb] = p[:, ya - y0 : yb - y0, xa - x0 : xb - x0]
+        return out
+
+    def probabilities(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        occluder, paper = (_resize(p, image.shape[:2]) for p in self._segment(_at_text_scale(image)))
+        return occluder, paper
+
+
+class ClassicalDetector(Detector):
+    """A no-learning baseline: ink far thicker than letter strokes, or of another colour than the text.
+
+    It works at the normalised text scale. Ink is what stands out from the local
+    background (a median filter much wider than a stroke) by more than an Otsu
+    threshold. An opening by a disc wider than any letter stroke keeps markers,
+    bars and blots; the remaining thin ink gives the text colour, and ink whose
+    chroma is far from it (a red pen on black print) counts as well. It cannot
+    see paper-coloured shapes: `paper_mask` is always empty.
+    """
+
+    name = "classical"
+    BACKGROUND = 8  # median filter side in em: wider than letters and than most shapes
+    MIN_CONTRAST = 40  # least distance (0-255) from the background that counts as ink
+    THICK = 3  # disc radius (px at em 24): thicker ink is a marker or a blot, not a letter stroke
+    CHROMA = 30  # Lab (a, b) distance from the text colour beyond which ink is another pen
+
+    def probabilities(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        small = _at_text_scale(image)
+        # the median runs at a quarter of the scale: a kernel of 8 em is then 49 px, cheap for cv2's uint8 median
+        reduced = _resize(small, (max(1, small.shape[0] // 4), max(1, small.shape[1] // 4)))
+        background = _resize(cv2.medianBlur(reduced, self.BACKGROUND * TEXT_HEIGHT // 4 | 1), small.shape[:2])
+        contrast = cv2.absdiff(small, background).max(axis=2)
+        otsu, _ = cv2.threshold(contrast, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+        ink = (contrast > max(otsu, self.MIN_CONTRAST)).view(np.uint8)
+
+        disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * self.THICK + 1,) * 2)
+        thick = cv2.dilate(cv2.morphologyEx(ink, cv2.MORPH_OPEN, disc), np.ones((3, 3), np.uint8)) & ink
+        thin = (ink & ~thick).view(bool)
+        chroma = cv2.cvtColor(small, cv2.COLOR_RGB2LAB)[..., 1:].astype(np.float32)
+        text_chroma = np.median(chroma[thin], axis=0) if thin.any() else np.array([128, 128], np.float32)
+        other_pen = ink & (np.linalg.norm(chroma - text_chroma, axis=2) > self.CHROMA).view(np.uint8)
+        other_pen = cv2.morphologyEx(other_pen, cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))  # drop anti-aliased fringes
+
+        occluder = _resize((thick | other_pen).astype(np.float32), image.shape[:2])
+        return occluder, np.zeros_like(occluder)
+
+
+DETECTORS = ("model", "classical")
+
+
+def build_detector(
+    name: str = "model", weights: Path | None = None, threshold: float = 0.5, dilate: int = 1
+) -> Detector:
+    """The detector called `name`: "model" (SegUNet, `weights` or the shipped file) or "classical"."""
+    if name == "classical":
+        return ClassicalDetector(threshold, dilate)
+    if name != "model":
+        raise ValueError(f"unknown detector {name!r}; valid names: {', '.join(DETECTORS)}")
+    path = Path(weights) if weights is not None else DEFAULT_WEIGHTS
+    if not path.is_file():
+        raise ModelError(
+            f"{path}: detector weights not found; train them with `ocr-restore train detector` "
+            "or use `--detector classical`"
+        )
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    return ModelDetector(load_seg_unet(path, device), threshold, dilate)

@@ -1,0 +1,166 @@
+"""The Partial Convolution U-Net that fills the holes (Liu et al., ECCV 2018).
+
+Blocks first, then the config, then the model, then the builders that save and
+load it with its config (see nn/weights.py). Inside this module masks follow the
+paper: 1 = known pixel, 0 = hole.
+"""
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..errors import ModelError
+from .partialconv import PartialConv2d
+from .weights import load_weights, save_weights
+
+__all__ = ["PConvUNetConfig", "PConvUNet", "CONFIGS", "save_pconv", "load_pconv"]
+
+WEIGHTS_NAME = "pconv_unet"  # model name stored in the weights file
+
+
+class EncoderBlock(nn.Module):
+    """Stride-2 partial convolution -> BatchNorm (optional) -> ReLU."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, batch_norm: bool):
+        super().__init__()
+        self.conv = PartialConv2d(in_channels, out_channels, kernel_size, stride=2, padding=kernel_size // 2,
+                                  bias=not batch_norm)
+        self.bn = nn.BatchNorm2d(out_channels) if batch_norm else nn.Identity()
+
+    def forward(self, x, mask):
+        x, mask = self.conv(x, mask)
+        return F.relu(self.bn(x)), mask
+
+
+class DecoderBlock(nn.Module):
+    """Nearest up-sampling, concatenation of features and masks with the skip, partial convolution,
+    then BatchNorm and LeakyReLU(0.2) except in the last block, which outputs the image."""
+
+    def __init__(self, in_channels: int, skip_channels: int, out_channels: int, kernel_size: int, last: bool):
+        super().__init__()
+        self.conv = PartialConv2d(in_channels + skip_channels, out_channels, kernel_size, padding=kernel_size // 2,
+                                  bias=last)
+        self.bn = nn.Identity() if last else nn.BatchNorm2d(out_channels)
+        self.act = nn.Identity() if last else nn.LeakyReLU(0.2)
+
+    def forward(self, x, mask, skip, skip_mask):
+        x = F.interpolate(x, scale_factor=2, mode="nearest")
+        mask = F.interpolate(mask, scale_factor=2, mode="nearest")
+        # one mask channel per feature channel, so a window counts the known elements of both inputs
+        mask = torch.cat([mask.expand(-1, x.shape[1], -1, -1), skip_mask.expand(-1, skip.shape[1], -1, -1)], 1)
+        x, mask = self.conv(torch.cat([x, skip], 1), mask)
+        return self.act(self.bn(x)), mask
+
+
+@dataclass
+class PConvUNetConfig:
+    in_channels: int = 3  # image channels (RGB); the output has as many
+    widths: tuple[int, ...] = (32, 64, 128, 128, 128)  # encoder channels per level; the decoder mirrors them
+    kernel_sizes: tuple[int, ...] = (7, 5, 5, 3, 3)  # encoder kernel per level (paper: 7, 5, 5, 3, 3, 3, 3, 3)
+    decoder_kernel: int = 3  # kernel of every decoder partial convolution (paper: 3)
+
+    def __post_init__(self):
+        # JSON round trips turn tuples into lists
+        self.widths, self.kernel_sizes = tuple(self.widths), tuple(self.kernel_sizes)
+        assert len(self.widths) == len(self.kernel_sizes), \
+            f"{len(self.widths)} widths but {len(self.kernel_sizes)} kernel sizes"
+
+
+CONFIGS = {
+    "default": PConvUNetConfig(),  # about 1.3M parameters, trainable on 2 CPU cores in hours
+    "tiny": PConvUNetConfig(widths=(8, 16, 16), kernel_sizes=(5, 3, 3)),  # for tests
+}
+
+
+class PConvUNet(nn.Module):
+    """U-Net of partial convolutions for irregular holes (Liu et al., "Image Inpainting for
+    Irregular Holes Using Partial Convolutions", ECCV 2018).
+
+    Encoder: stride-2 partial convolutions, BatchNorm on all but the first, ReLU.
+    Decoder: nearest up-sampling, skip connections that concatenate features and
+    masks, partial convolutions, BatchNorm and LeakyReLU(0.2); the last layer
+    concatenates the input image and mask and outputs the image, unnormalised.
+    Any image size works: the input is padded with holes to a multiple of
+    2**depth and the output cropped back.
+    """
+
+    def __init__(self, config: PConvUNetConfig):
+        super().__init__()
+        self.config = config
+        widths = (config.in_channels, *config.widths)
+        self.encoder = nn.ModuleList(
+            EncoderBlock(widths[i], widths[i + 1], k, batch_norm=i > 0) for i, k in enumerate(config.kernel_sizes))
+        # decoder[i] up-samples level i+1 to level i and joins the skip of level i (level 0: the input image)
+        self.decoder = nn.ModuleList(
+            DecoderBlock(widths[i + 1], widths[i], widths[i], config.decoder_kernel, last=i == 0)
+            for i in range(len(config.widths)))
+        self.encoder_bn_frozen = False
+
+    @property
+    def depth(self) -> int:
+        return len(self.config.widths)
+
+    def forward(self, image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """The network output (B, C, H, W) for `image` (B, C, H, W) in [0, 1] and `mask`
+        (B, 1 or C, H, W), 1 = known, 0 = hole. Use `composite` to keep the known pixels."""
+        assert image.shape[1] == self.config.in_channels, f"expected {self.config.in_channels} channels, got {image.shape[1]}"
+        H, W = image.shape[2:]
+        multiple = 2 ** self.depth
+        pad = (0, -W % multiple, 0, -H % multiple)
+        x, m = F.pad(image, pad), F.pad(mask.to(image.dtype), pad)  # padding is unknown: zeros in the mask
+        skips = [(x, m)]
+        for block in self.encoder:
+            x, m = block(x, m)
+            skips.append((x, m))
+        skips.pop()  # the deepest level is x itself
+        for block in reversed(self.decoder):
+            x, m = block(x, m, *skips.pop())
+        return x[:, :, :H, :W]
+
+    @staticmethod
+    def composite(image: torch.Tensor, mask: torch.Tensor, output: torch.Tensor) -> torch.Tensor:
+        """M * I + (1 - M) * output: every known pixel kept as it was."""
+        return mask * image + (1 - mask) * output
+
+    @torch.no_grad()
+    def inpaint(self, image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """The composite, clamped to [0, 1], for inference."""
+        return self.composite(image, mask, self(image, mask)).clamp(0, 1)
+
+    def freeze_encoder_bn(self) -> None:
+        """Phase 2 of the paper: the encoder's BatchNorm keeps its statistics and parameters,
+        since holes bias the batch statistics; the decoder's goes on learning."""
+        self.encoder_bn_frozen = True
+        for bn in self._encoder_bns():
+            bn.requires_grad_(False)
+        self.train(self.training)
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        if self.encoder_bn_frozen:
+            for bn in self._encoder_bns():
+                bn.eval()
+        return self
+
+    def _encoder_bns(self):
+        return [m for m in self.encoder.modules() if isinstance(m, nn.BatchNorm2d)]
+
+
+def save_pconv(path: str | Path, model: PConvUNet, **extra: str) -> None:
+    """Write the model's weights and config to a safetensors file."""
+    save_weights(path, model, model.config, WEIGHTS_NAME, **extra)
+
+
+def load_pconv(path: str | Path, device: str | torch.device = "cpu") -> PConvUNet:
+    """Rebuild a PConvUNet, in eval mode, from a file written by `save_pconv`."""
+    config, state = load_weights(path, PConvUNetConfig, WEIGHTS_NAME)
+    model = PConvUNet(config)
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as e:  # written by another version of this module
+        raise ModelError(f"{path}: the weights do not fit this version of the PConv U-Net ({e}); re-train them "
+                         "with `ocr-restore train inpainter`") from e
+    return model.to(device).eval()

@@ -1,0 +1,331 @@
+"""Train and evaluate the occlusion detector: `ocr-restore train detector`.
+
+Training: a SegUNet learns, on the data engine's synthetic crops at the
+normalised text scale, two maps: the pixels an occluder changed and the area of
+paper-coloured shapes, each with BCE + soft Dice (recall matters as much as
+IoU, and paper shapes are rare). A share of the crops is left clean so that
+text alone is not flagged.
+Sample i of the stream is drawn from its own seed, so a run resumes exactly
+where its checkpoint (out_dir/last.pt, written atomically every ckpt_every steps
+and on Ctrl-C or kill, after the current step) left it: a resumed run is
+bit-identical to an uninterrupted one on the same device. The step loop,
+checkpoints and log are train/loop.py's, shared with the inpainter.
+
+Evaluation: `evaluate_detector` scores any Detector on fixed-seed full-size
+synthetic images (rendered and occluded, not crops) against the quality bar:
+IoU, recall and precision on occluder pixels near text, per text kind, shape
+kind, style and colour class, false positives on the clean images, and time.
+"""
+
+import dataclasses
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from torch.utils.data import DataLoader, Dataset
+from tqdm import tqdm
+
+from ..data import KINDS, SyntheticCrops, fixed_set, occlude, render
+from ..detect import DEFAULT_WEIGHTS, Detector
+from ..nn.seg_unet import CONFIGS, SegUNet, SegUNetConfig, save_seg_unet
+from .loop import CsvLog, load_checkpoint, resolve_device, run_steps, save_checkpoint
+
+__all__ = ["DetectorCrops", "detector_loss", "validate", "train_detector", "evaluate_detector", "time_page"]
+
+WARMUP = 200  # steps of linear learning-rate warm-up before the cosine decay
+SCALE_JITTER = 0.4  # crops' em within TEXT_HEIGHT * exp(+-0.4): em estimates on occluded images err that much
+
+
+class DetectorCrops(Dataset):
+    """Training pairs (occluded image, target) where item i is drawn from the seed [seed, i].
+
+    The target stacks the hole (pixels an occluder changed) and the paper area
+    (pixels under a paper-coloured shape, changed or not): (2, H, W). With
+    probability `clean_share` the item is the clean crop with an empty target.
+    """
+
+    def __init__(self, crops: SyntheticCrops, seed: int, clean_share: float):
+        self.crops, self.seed, self.clean_share = crops, seed, clean_share
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        rng = np.random.default_rng([self.seed, index])
+        item = self.crops.sample(rng)
+        target = torch.cat([item["hole"], item["paper_hole"]])  # (2, H, W)
+        if rng.random() < self.clean_share:
+            return item["clean"], torch.zeros_like(target)
+        return item["occluded"], target
+
+
+def _bce_dice(logits: torch.Tensor, truth: torch.Tensor) -> torch.Tensor:
+    """BCE plus soft Dice over the whole batch: Dice weighs a missed small shape as much as a large one."""
+    p = torch.sigmoid(logits)
+    dice = 1 - (2 * (p * truth).sum() + 1) / (p.sum() + truth.sum() + 1)
+    return F.binary_cross_entropy_with_logits(logits, truth) + dice
+
+
+def detector_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """BCE + soft Dice on both maps, the occluder map (B, 0) and the rarer paper map (B, 1)."""
+    return _bce_dice(logits[:, 0], target[:, 0]) + _bce_dice(logits[:, 1], target[:, 1])
+
+
+def _ratio(a: float, b: float) -> float:
+    return a / b if b else float("nan")
+
+
+@torch.inference_mode()
+def validate(
+    model: SegUNet, val: dict[str, torch.Tensor], device: torch.device, batch_size: int = 64
+) -> dict[str, float]:
+    """Loss and pixel metrics at threshold 0.5 on a fixed set of crops, and flagged pixels on their clean versions."""
+    was_training = model.training
+    model.eval()
+    target = torch.cat([val["hole"], val["paper_hole"]], 1)  # (N, 2, H, W)
+    counts = np.zeros(7)  # tp, fp, fn, paper tp, paper fp + fn, flagged on clean, clean pixels
+    loss = 0.0
+    for i in range(0, len(target), batch_size):
+        t = target[i : i + batch_size].to(device)
+        logits = model(val["occluded"][i : i + batch_size].to(device))
+        loss += detector_loss(logits, t).item() * len(t)
+        predicted, truth = logits > 0, t > 0.5
+        hit, wrong = predicted & truth, predicted ^ truth
+        flagged = model(val["clean"][i : i + batch_size].to(device))[:, 0] > 0
+        counts += [hit[:, 0].sum().item(), (wrong & predicted)[:, 0].sum().item(), (wrong & truth)[:, 0].sum().item(),
+                   hit[:, 1].sum().item(), wrong[:, 1].sum().item(), flagged.sum().item(), flagged.numel()]
+    model.train(was_training)
+    tp, fp, fn, paper_tp, paper_wrong, flagged, pixels = counts
+    return {
+        "val_loss": loss / len(target),
+        "iou": _ratio(tp, tp + fp + fn),
+        "recall": _ratio(tp, tp + fn),
+        "precision": _ratio(tp, tp + fp),
+        "paper_iou": _ratio(paper_tp, paper_tp + paper_wrong),
+        "fp_clean_px": flagged / pixels,
+    }
+
+
+def _learning_rate(step: int, steps: int, lr: float) -> float:
+    """Linear warm-up, then cosine decay to a tenth of `lr`."""
+    if step < WARMUP:
+        return lr * (step + 1) / WARMUP
+    progress = min(1.0, (step - WARMUP) / max(1, steps - WARMUP))
+    return lr * (0.1 + 0.9 * 0.5 * (1 + np.cos(np.pi * progress)))
+
+
+def train_detector(
+    out_dir: str | Path,
+    steps: int = 6_000,
+    batch_size: int = 16,
+    lr: float = 2e-3,
+    config: str | SegUNetConfig = "default",
+    seed: int = 0,
+    val_every: int = 500,
+    ckpt_every: int = 200,
+    device: str = "auto",
+    num_workers: int = 0,
+    kinds: tuple[str, ...] = KINDS,
+    crop: tuple[int, int] = (96, 160),
+    clean_share: float = 0.15,
+    val_size: int = 256,
+    ship: bool = False,
+) -> Path:
+    """Train a SegUNet detector in `out_dir`, resuming from out_dir/last.pt if it is there.
+
+    config: a SegUNetConfig or a name in seg_unet.CONFIGS. device: "auto" takes
+    CUDA when there is one. Writes last.pt, log.csv (one row per validation) and
+    detector.safetensors (after every validation and at the end); with `ship`,
+    copies the final weights to models/detector.safetensors, the pipeline's
+    default. Returns the path of the weights written.
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    config = CONFIGS[config] if isinstance(config, str) else config
+    device = resolve_device(device)
+    # what defines the run: resuming with other values would silently mix two runs
+    run = {"config": dataclasses.asdict(config), "batch_size": batch_size, "lr": lr, "seed": seed,
+           "kinds": list(kinds), "crop": list(crop), "clean_share": clean_share}
+
+    torch.manual_seed(seed)
+    model = SegUNet(config).to(device)
+    optimiser = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
+    checkpoint_path, weights_path = out_dir / "last.pt", out_dir / "detector.safetensors"
+    start = 0
+    checkpoint = load_checkpoint(checkpoint_path)
+    if checkpoint is not None:
+        if checkpoint["run"] != run:
+            raise ValueError(
+                f"{checkpoint_path}: holds another run ({checkpoint['run']}); use a new out_dir or delete it"
+            )
+        model.load_state_dict(checkpoint["model"])
+        optimiser.load_state_dict(checkpoint["optimiser"])
+        start = checkpoint["step"]
+        print(f"resuming {checkpoint_path} at step {start}")
+    log = CsvLog(out_dir / "log.csv", start)
+
+    val = fixed_set(val_size, seed=seed + 1_000_003, kinds=kinds, crop=crop, scale_jitter=SCALE_JITTER)
+    loader = DataLoader(
+        DetectorCrops(SyntheticCrops(kinds=kinds, crop=crop, scale_jitter=SCALE_JITTER), seed, clean_share),
+        batch_size=batch_size,
+        sampler=range(start * batch_size, steps * batch_size),
+        num_workers=num_workers,
+        pin_memory=device.type == "cuda",
+    )
+    print(f"SegUNet {model.num_parameters():,} parameters on {device}; {config}")
+    started, smooth = time.perf_counter(), {}
+
+    def train_step(step: int, batch) -> dict[str, float]:
+        x, target = (t.to(device, non_blocking=True) for t in batch)
+        for group in optimiser.param_groups:
+            group["lr"] = _learning_rate(step, steps, lr)
+        logits = model(x)
+        loss = detector_loss(logits, target)
+        optimiser.zero_grad(set_to_none=True)
+        loss.backward()
+        optimiser.step()
+        with torch.no_grad():
+            predicted, truth = logits[:, 0] > 0, target[:, 0] > 0.5
+            iou = _ratio((predicted & truth).sum().item(), (predicted | truth).sum().item())
+        smooth["loss"] = 0.98 * smooth.get("loss", loss.item()) + 0.02 * loss.item()
+        return {"loss": smooth["loss"], "iou": iou}
+
+    def save(step: int) -> None:
+        state = {"model": model.state_dict(), "optimiser": optimiser.state_dict(), "step": step, "run": run}
+        save_checkpoint(checkpoint_path, state)
+
+    def validate_and_export(step: int) -> None:
+        row = {"step": step, "seconds": round(time.perf_counter() - started, 1), "lr": optimiser.param_groups[0]["lr"],
+               "loss": smooth.get("loss", float("nan")), **validate(model, val, device)}
+        log.write(row)
+        tqdm.write(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()))
+        save_seg_unet(weights_path, model, step=str(step))
+
+    model.train()
+    run_steps(start, steps, loader, train_step, save, ckpt_every, hooks=((val_every, validate_and_export),),
+              samples_per_step=batch_size, desc="train detector")
+    if start < steps and steps % val_every:
+        validate_and_export(steps)
+    if not weights_path.exists():  # the run was already complete when resumed
+        save_seg_unet(weights_path, model, step=str(steps))
+    if ship:
+        save_seg_unet(DEFAULT_WEIGHTS, model, step=str(steps))
+        return DEFAULT_WEIGHTS
+    return weights_path
+
+
+def _disc(radius: int) -> np.ndarray:
+    return cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1,) * 2)
+
+
+def _nearest_shape(shape_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For every pixel, the id of the nearest shape pixel and the distance to it."""
+    if not shape_ids.any():
+        return np.zeros_like(shape_ids), np.full(shape_ids.shape, np.inf, np.float32)
+    distance, label = cv2.distanceTransformWithLabels(
+        (shape_ids == 0).astype(np.uint8), cv2.DIST_L2, 5, labelType=cv2.DIST_LABEL_PIXEL
+    )
+    # labels number the shape pixels 1.. in row-major order
+    return np.concatenate([[0], shape_ids[shape_ids != 0]])[label], distance
+
+
+def evaluate_detector(
+    detector: Detector,
+    kinds: tuple[str, ...] = KINDS,
+    n: int = 100,
+    seed: int = 0,
+    coverage: tuple[float, float] = (0.01, 0.4),
+) -> pd.DataFrame:
+    """Score `detector` on `n` fixed-seed rendered and occluded images per kind (the quality bar's metrics).
+
+    Pixels count where they lie near text: on the characters' ink dilated by
+    half an em. The truth is the occlusion mask (pixels a shape changed); the
+    unchanged area under a paper-coloured shape is neither right nor wrong, as
+    only its effect on the text can be seen. A false positive is charged to the
+    shape nearest to it (within half an em) for the per-shape rows.
+
+    Returns one row per (kind, group, value), with kind "all" summing the kinds:
+    group "all" (columns iou, recall, precision, fp_clean = pixels flagged on the
+    clean images per ink pixel, paper_recall and paper_precision of the
+    paper-coloured mask, ms per image), and groups "shape", "style" and "colour"
+    (iou, recall, precision, pixels).
+    """
+    counts: dict[tuple[str, str, str], np.ndarray] = {}  # tp, fp, fn
+    # per kind: flagged on clean, ink, paper tp, paper truth, paper hits, paper flagged, images, seconds
+    extra: dict[str, np.ndarray] = {}
+
+    def add(key, values):
+        counts[key] = counts.get(key, 0) + np.asarray(values, np.float64)
+
+    for k, kind in enumerate(kinds):
+        extra[kind] = np.zeros(8)
+        for i in tqdm(range(n), desc=f"evaluate {detector.name} on {kind}", leave=False):
+            rng = np.random.default_rng([seed, k, i])
+            sample = render(kind, rng)
+            occlusion = occlude(sample, rng, rng.uniform(*coverage))
+            start = time.perf_counter()
+            found = detector(occlusion.image)
+            seconds = time.perf_counter() - start
+            flagged_clean = detector(sample.image).mask
+
+            half_em = max(1, round(sample.text_height / 2))
+            ink = sample.char_ink > 0
+            near = cv2.dilate(ink.view(np.uint8), _disc(half_em)).view(bool)
+            counted = near & ~(occlusion.paper_area & ~occlusion.mask)
+            truth, predicted = occlusion.mask & counted, found.mask & counted
+            false_positive = predicted & ~truth
+            add((kind, "all", "all"), [(predicted & truth).sum(), false_positive.sum(), (truth & ~predicted).sum()])
+
+            nearest, distance = _nearest_shape(occlusion.shape_ids)
+            per_shape = lambda ids, where: np.bincount(ids[where], minlength=len(occlusion.shapes) + 1)
+            hits = per_shape(occlusion.shape_ids, predicted & truth)
+            charged = per_shape(nearest, false_positive & (distance <= half_em))
+            misses = per_shape(occlusion.shape_ids, truth & ~predicted)
+            for shape_id, shape in enumerate(occlusion.shapes, 1):
+                tally = [hits[shape_id], charged[shape_id], misses[shape_id]]
+                for group in ("shape", "style", "colour"):
+                    add((kind, group, getattr(shape, "kind" if group == "shape" else group)), tally)
+
+            paper_ids = [j for j, shape in enumerate(occlusion.shapes, 1) if shape.colour == "paper"]
+            paper_truth = np.isin(occlusion.shape_ids, paper_ids) & truth
+            paper_found = found.paper_mask & near
+            extra[kind] += [
+                flagged_clean.sum(), ink.sum(),
+                (found.paper_mask & paper_truth).sum(), paper_truth.sum(),
+                (paper_found & occlusion.paper_area).sum(), paper_found.sum(),
+                1, seconds,
+            ]
+
+    for (kind, group, value), tally in list(counts.items()):
+        add(("all", group, value), tally)
+    extra["all"] = sum(extra.values())
+    rows = []
+    for (kind, group, value), (tp, fp, fn) in sorted(counts.items()):
+        row = {"kind": kind, "group": group, "value": value, "pixels": int(tp + fn),
+               "iou": _ratio(tp, tp + fp + fn), "recall": _ratio(tp, tp + fn), "precision": _ratio(tp, tp + fp)}
+        if group == "all":
+            flagged, ink, paper_tp, paper_truth, paper_hits, paper_flagged, images, seconds = extra[kind]
+            row.update(fp_clean=_ratio(flagged, ink), paper_recall=_ratio(paper_tp, paper_truth),
+                       paper_precision=_ratio(paper_hits, paper_flagged), images=int(images),
+                       ms=1000 * seconds / images)
+        rows.append(row)
+    order = {"all": 0, "shape": 1, "style": 2, "colour": 3}
+    table = pd.DataFrame(rows).sort_values(["kind", "group", "value"], key=lambda c: c.map(order) if c.name == "group" else c)
+    return table.reset_index(drop=True)
+
+
+def time_page(detector: Detector, repeats: int = 3, seed: int = 0) -> float:
+    """Milliseconds (median of `repeats`) to run `detector` on an occluded A4 page of 10-pt text at 300 dpi."""
+    for attempt in range(seed, seed + 100):  # the first draw with a page full of lines, not a single one
+        rng = np.random.default_rng(attempt)
+        sample = render("docs", rng, size=42, canvas=(3508, 2480))  # 10 pt at 300 dpi is a 42 px em
+        if sample.text.count("\n") >= 20:
+            break
+    image = occlude(sample, rng, 0.1).image
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        detector(image)
+        times.append(time.perf_counter() - start)
+    return 1000 * float(np.median(times))

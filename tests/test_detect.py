@@ -1,0 +1,195 @@
+"""The detection stage: factory errors, tiling, text-scale handling, thresholding and the classical baseline."""
+
+import numpy as np
+import pytest
+import torch
+
+from ocr_restore import detect
+from ocr_restore.detect import ClassicalDetector, ModelDetector, _tile_spans, build_detector
+from ocr_restore.errors import ModelError
+from ocr_restore.nn.seg_unet import CONFIGS, SegUNet, save_seg_unet
+
+from .conftest import render_line, stroke_over
+
+
+def _tiny_model() -> SegUNet:
+    torch.manual_seed(0)
+    model = SegUNet(CONFIGS["tiny"])
+    model(torch.rand(4, 3, 32, 32))  # BatchNorm statistics off their defaults, as after training
+    return model.eval()
+
+
+@pytest.fixture
+def em(monkeypatch):
+    """Fix the em size the detector sees: `em(24)`; None means no text found."""
+
+    def set_em(value):
+        monkeypatch.setattr(detect, "estimate_text_height", lambda image: value)
+
+    return set_em
+
+
+def test_unknown_name_lists_valid_ones():
+    with pytest.raises(ValueError, match="model, classical"):
+        build_detector("unet")
+
+
+def test_missing_weights_say_what_to_do(tmp_path):
+    with pytest.raises(ModelError, match="ocr-restore train detector.*--detector classical"):
+        build_detector("model", tmp_path / "absent.safetensors")
+
+
+def test_model_from_weights_file(tmp_path, em):
+    em(24)
+    path = tmp_path / "detector.safetensors"
+    save_seg_unet(path, _tiny_model())
+    detector = build_detector("model", path, threshold=0.3, dilate=2)
+    assert detector.name == "model" and (detector.threshold, detector.dilate) == (0.3, 2)
+    image = render_line(size=24)
+    result = detector(image)
+    assert result.mask.shape == result.paper_mask.shape == result.probability.shape == image.shape[:2]
+    assert result.mask.dtype == result.paper_mask.dtype == bool and result.probability.dtype == np.float32
+    assert not (result.paper_mask & ~result.mask).any()
+
+
+def test_rejects_non_rgb_input():
+    with pytest.raises(ValueError, match="uint8 HxWx3"):
+        ClassicalDetector()(np.zeros((10, 10), np.uint8))
+
+
+@pytest.mark.parametrize("length", [1, 100, 512, 513, 1000, 2481])
+def test_tile_spans_partition_the_axis(length):
+    tile, overlap = 512, 64
+    spans = _tile_spans(length, tile, overlap)
+    assert spans[0][1] == 0 and spans[-1][2] == length
+    for (start, lo, hi), following in zip(spans, spans[1:] + [None]):
+        assert 0 <= start and start + min(tile, length) <= length and start <= lo < hi <= start + tile
+        if following is not None:
+            assert hi == following[1]  # no gap, no double cover
+            assert hi <= start + tile - overlap // 2 and following[1] >= following[0] + overlap // 2
+
+
+@pytest.mark.parametrize("per_batch", [1, 3])
+def test_tiled_inference_matches_whole_image(monkeypatch, per_batch):
+    monkeypatch.setitem(detect.TILE_BATCH, "cpu", per_batch)
+    model = _tiny_model()
+    image = (np.random.default_rng(0).random((150, 230, 3)) * 255).astype(np.uint8)
+    whole = ModelDetector(model, tile=256)._segment(image)
+    tiled = ModelDetector(model, tile=64, overlap=32)._segment(image)
+    assert whole.shape == (2, 150, 230)
+    np.testing.assert_allclose(tiled, whole, atol=2e-3)
+
+
+@pytest.mark.parametrize(
+    "em_size, image_size, model_size",
+    [
+        (48, (100, 300), (50, 150)),  # 300-dpi print: halved
+        (12, (40, 100), (80, 200)),  # small print: doubled
+        (None, (40, 200), (34, 171)),  # no text found in a wide crop: em = 0.7 x height
+        (None, (400, 200), (400, 200)),  # no text found on a page: left as it is
+        (6, (100, 100), (200, 200)),  # 4x would pass the pixel cap (40,000 here)
+    ],
+)
+def test_runs_at_the_normalised_text_scale(em, monkeypatch, em_size, image_size, model_size):
+    em(em_size)
+    monkeypatch.setattr(detect, "MAX_UPSCALED_PIXELS", 40_000)
+    seen = []
+
+    def fake_segment(self, image):
+        seen.append(image.shape[:2])
+        return np.full((2, *image.shape[:2]), 0.25, np.float32)
+
+    monkeypatch.setattr(ModelDetector, "_segment", fake_segment)
+    result = ModelDetector(_tiny_model())(np.zeros((*image_size, 3), np.uint8))
+    assert seen == [model_size]
+    assert result.probability.shape == image_size and not result.mask.any()
+
+
+def test_threshold_and_dilation(monkeypatch):
+    occluder, paper = np.zeros((2, 20, 20), np.float32)
+    occluder[10, 10], occluder[2, 2] = 0.9, 0.4
+    paper[15, 5] = 0.8  # a paper-coloured shape is part of the mask too
+    monkeypatch.setattr(ModelDetector, "probabilities", lambda self, image: (occluder, paper))
+    image = np.zeros((20, 20, 3), np.uint8)
+
+    exact = ModelDetector(_tiny_model(), threshold=0.5, dilate=0)(image)
+    assert set(zip(*np.nonzero(exact.mask))) == {(10, 10), (15, 5)}
+    assert set(zip(*np.nonzero(exact.paper_mask))) == {(15, 5)}
+    assert exact.probability[15, 5] == np.float32(0.8) and exact.probability[10, 10] == np.float32(0.9)
+    assert ModelDetector(_tiny_model(), threshold=0.3, dilate=0)(image).mask.sum() == 3
+
+    dilated = ModelDetector(_tiny_model(), threshold=0.5, dilate=2)(image)
+    ys, xs = np.nonzero(dilated.mask & (np.arange(20)[:, None] < 13))
+    assert (ys.min(), ys.max(), xs.min(), xs.max()) == (8, 12, 8, 12)  # a disc of radius 2
+    ys, xs = np.nonzero(dilated.paper_mask)
+    assert (ys.min(), ys.max(), xs.min(), xs.max()) == (13, 17, 3, 7)
+    assert 13 <= dilated.paper_mask.sum() < 25  # a disc, between the Euclidean one and the square
+    assert not (dilated.paper_mask & ~dilated.mask).any()
+
+
+@pytest.mark.parametrize("colour", [(0, 0, 0), (200, 30, 30), (40, 40, 200)])
+def test_classical_finds_a_thick_stroke(em, colour):
+    em(32)
+    clean = render_line(size=32)
+    occluded, _ = stroke_over(clean, colour=colour, thickness=12)
+    _, truth = stroke_over(np.zeros_like(clean), colour=(255, 255, 255), thickness=12)  # the whole footprint
+    found = ClassicalDetector(dilate=0)(occluded).mask
+    assert (found & truth).sum() / truth.sum() > 0.9
+    assert (found & ~truth).sum() / truth.sum() < 0.1
+
+
+def test_classical_leaves_clean_text_alone(em):
+    em(32)
+    clean = render_line(size=32)
+    detection = ClassicalDetector()(clean)
+    ink = (clean < 128).any(axis=2)
+    assert detection.mask.sum() <= 0.005 * ink.sum()
+    assert not detection.paper_mask.any()
+
+
+# ---------------------------------------------------------------- the shipped model
+
+
+@pytest.fixture(scope="module")
+def shipped():
+    """The pipeline's default detector, from models/detector.safetensors, without dilation."""
+    from ocr_restore.nn.weights import read_metadata
+
+    assert detect.DEFAULT_WEIGHTS.is_file(), f"{detect.DEFAULT_WEIGHTS} missing: run `ocr-restore train detector`"
+    assert read_metadata(detect.DEFAULT_WEIGHTS)["name"] == "seg_unet"
+    detector = build_detector(dilate=0)
+    assert isinstance(detector, ModelDetector) and detector.model.config.out_channels == 2
+    return detector
+
+
+@pytest.mark.parametrize("colour", [(0, 0, 0), (200, 30, 30)])
+def test_shipped_model_finds_a_stroke_the_colour_of_print_or_not(shipped, colour):
+    clean = render_line(size=24)
+    occluded, truth = stroke_over(clean, colour=colour, thickness=10)
+    found = shipped(occluded).mask
+    assert (found & truth).sum() >= 0.9 * truth.sum()
+    assert (found & ~truth).sum() <= 0.5 * truth.sum()  # the stroke, not the whole line
+
+
+def test_shipped_model_leaves_clean_text_alone(shipped):
+    clean = render_line(size=24)
+    ink = (clean < 128).any(axis=2)
+    assert shipped(clean).mask.sum() <= 0.005 * ink.sum()
+
+
+@pytest.mark.parametrize("kind", ["docs", "receipts", "scene"])
+def test_shipped_model_on_synthetic_occlusions(shipped, em, kind):
+    """At the true text scale, so that this tests the model, not estimate_text_height (the benchmark tests both)."""
+    from ocr_restore.data import occlude, render
+
+    hits = truths = flagged = 0
+    for i in range(3):
+        rng = np.random.default_rng([7, i])
+        sample = render(kind, rng)
+        occlusion = occlude(sample, rng, 0.2)
+        em(sample.text_height)
+        found = shipped(occlusion.image).mask
+        hits += (found & occlusion.mask).sum()
+        truths += occlusion.mask.sum()
+        flagged += found.sum()
+    assert hits >= 0.5 * truths and flagged <= 2 * truths

@@ -1,0 +1,99 @@
+"""SegUNet: shapes on any input size, save/load round trip, and that it learns stroke width, not colour."""
+
+import dataclasses
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from ocr_restore.errors import ModelError
+from ocr_restore.nn.seg_unet import CONFIGS, SegUNet, SegUNetConfig, load_seg_unet, save_seg_unet
+
+
+@pytest.mark.parametrize("name", sorted(CONFIGS))
+@pytest.mark.parametrize("size", [(16, 16), (37, 53), (24, 130)])
+def test_forward_shape_any_size(name, size):
+    torch.manual_seed(0)
+    model = SegUNet(CONFIGS[name]).eval()
+    x = torch.rand(2, 3, *size)
+    y = model(x)
+    assert y.shape == (2, CONFIGS[name].out_channels, *size)
+    assert torch.isfinite(y).all()
+
+
+def test_output_does_not_depend_on_batch_mates_in_eval():
+    torch.manual_seed(0)
+    model = SegUNet(CONFIGS["tiny"]).eval()
+    x = torch.rand(3, 3, 40, 40)
+    torch.testing.assert_close(model(x)[1:2], model(x[1:2]))
+
+
+def test_default_size_fits_cpu_training():
+    assert 300_000 <= SegUNet(CONFIGS["default"]).num_parameters() <= 1_000_000
+
+
+def test_gradients_reach_every_parameter():
+    model = SegUNet(CONFIGS["tiny"])
+    model(torch.rand(2, 3, 20, 28)).sum().backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in model.parameters())
+
+
+def test_save_load_round_trip(tmp_path):
+    torch.manual_seed(0)
+    model = SegUNet(SegUNetConfig(widths=(4, 6, 8)))
+    model(torch.rand(2, 3, 16, 16))  # move the BatchNorm running statistics off their defaults
+    path = tmp_path / "seg.safetensors"
+    save_seg_unet(path, model, step="7")
+    loaded = load_seg_unet(path)
+    assert loaded.config == model.config and not loaded.training
+    x = torch.rand(1, 3, 21, 19)
+    torch.testing.assert_close(loaded(x), model.eval()(x), rtol=0, atol=0)
+
+
+def test_load_rejects_another_model(tmp_path):
+    from ocr_restore.nn.weights import save_weights
+
+    model = SegUNet(CONFIGS["tiny"])
+    path = tmp_path / "other.safetensors"
+    save_weights(path, model, model.config, "pconv_unet")
+    with pytest.raises(ModelError, match="expected 'seg_unet'"):
+        load_seg_unet(path)
+
+
+def test_config_survives_json_round_trip():
+    config = SegUNetConfig(widths=[4, 8])
+    assert config.widths == (4, 8) and config.depth == 2
+    assert SegUNetConfig(**dataclasses.asdict(config)) == config
+
+
+def _bars(n: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """Grey images with thin (text-like, 2 px) and thick (marker-like, 8 px) bars of one random colour each.
+
+    The target marks the thick bars only, so colour cannot decide.
+    """
+    images = torch.ones(n, 3, 32, 32)
+    targets = torch.zeros(n, 1, 32, 32)
+    for i in range(n):
+        colour = torch.rand(3, 1, 1, generator=generator) * 0.6
+        thin_row, thick_row = torch.randperm(4, generator=generator)[:2] * 8
+        images[i, :, thin_row + 3 : thin_row + 5] = colour
+        images[i, :, thick_row : thick_row + 8] = colour
+        targets[i, :, thick_row : thick_row + 8] = 1
+    return images, targets
+
+
+def test_learns_stroke_width_not_colour():
+    torch.manual_seed(0)
+    generator = torch.Generator().manual_seed(0)
+    model = SegUNet(SegUNetConfig(widths=(8, 16, 16), out_channels=1))
+    optimiser = torch.optim.Adam(model.parameters(), lr=1e-2)
+    for _ in range(60):
+        x, target = _bars(16, generator)
+        loss = F.binary_cross_entropy_with_logits(model(x), target)
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+    x, target = _bars(32, generator)
+    predicted = model.eval()(x) > 0
+    iou = (predicted & (target > 0)).sum() / (predicted | (target > 0)).sum()
+    assert iou > 0.9, f"IoU {iou:.3f}"

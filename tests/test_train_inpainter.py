@@ -1,0 +1,145 @@
+"""Training the inpainter: runs on real synthetic crops, resumes bit-identically after a kill or Ctrl-C."""
+
+import csv
+import os
+import signal
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from ocr_restore.errors import ModelError
+from ocr_restore.nn import features
+from ocr_restore.nn.pconv_unet import load_pconv
+from ocr_restore.train import inpainter
+from ocr_restore.train.inpainter import StepBatches, train_inpainter
+from ocr_restore.train.loop import Phase, phase_at
+
+TINY = dict(steps_phase1=4, steps_phase2=2, batch_size=2, config="tiny", val_every=3, val_size=4, ckpt_every=2,
+            num_workers=0, crop=(32, 64), seed=7)
+
+
+def weights(out_dir):
+    return load_file(str(out_dir / "pconv.safetensors"))
+
+
+def assert_same_weights(a, b):
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+
+
+def fail_at(monkeypatch, step_to_fail: int, action):
+    """Make fetching batch `step_to_fail` run `action` (a crash or a Ctrl-C), once."""
+    fetch = StepBatches.__getitem__
+    fired = []
+
+    def patched(self, step):
+        if step == step_to_fail and not fired:
+            fired.append(step)
+            action()
+        return fetch(self, step)
+
+    monkeypatch.setattr(StepBatches, "__getitem__", patched)
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory):
+    out = tmp_path_factory.mktemp("whole")
+    metrics = train_inpainter(out, **TINY)
+    return out, metrics
+
+
+def test_a_run_leaves_weights_log_samples_and_a_checkpoint(uninterrupted):
+    out, metrics = uninterrupted
+    assert {"loss", "hole_psnr", "ssim", "perceptual", "style_out", "tv"} <= set(metrics)
+    model = load_pconv(out / "pconv.safetensors")
+    assert model.config.widths == (8, 16, 16)
+    with (out / "log.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    assert [int(r["step"]) for r in rows] == [3, 6]  # every val_every steps and at the end
+    assert rows[1]["phase"].startswith("2") and float(rows[1]["lr"]) == 5e-5
+    assert (out / "samples" / "step_000006.png").is_file()
+    assert torch.load(out / "last.pt", weights_only=False)["step"] == 6
+
+
+def test_resume_after_a_kill_is_bit_identical(uninterrupted, tmp_path, monkeypatch):
+    def crash():
+        raise RuntimeError("killed")
+
+    fail_at(monkeypatch, 3, crash)  # steps 0-2 done, last checkpoint after step 2: step 2 runs twice
+    with pytest.raises(RuntimeError, match="killed"):
+        train_inpainter(tmp_path, **TINY)
+    assert torch.load(tmp_path / "last.pt", weights_only=False)["step"] == 2
+    train_inpainter(tmp_path, **TINY)
+    assert_same_weights(weights(tmp_path), weights(uninterrupted[0]))
+    with (tmp_path / "log.csv").open() as f:
+        assert [int(r["step"]) for r in csv.DictReader(f)] == [3, 6]  # the killed run's rows are not doubled
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_ctrl_c_or_kill_saves_and_resumes_bit_identical(uninterrupted, tmp_path, monkeypatch, signum):
+    fail_at(monkeypatch, 4, lambda: os.kill(os.getpid(), signum))  # during phase 2's first step
+    with pytest.raises(KeyboardInterrupt):
+        train_inpainter(tmp_path, **TINY)
+    assert torch.load(tmp_path / "last.pt", weights_only=False)["step"] == 5  # the current step finished first
+    train_inpainter(tmp_path, **TINY)
+    assert_same_weights(weights(tmp_path), weights(uninterrupted[0]))
+
+
+def test_batches_do_not_depend_on_workers(uninterrupted, tmp_path):
+    train_inpainter(tmp_path, **{**TINY, "num_workers": 1})
+    assert_same_weights(weights(tmp_path), weights(uninterrupted[0]))
+
+
+def test_phase_two_freezes_the_encoder_batchnorm(tmp_path):
+    phase1_only = train_inpainter(tmp_path / "a", **{**TINY, "steps_phase2": 0})
+    both = train_inpainter(tmp_path / "b", **TINY)
+    assert phase1_only and both
+    a, b = weights(tmp_path / "a"), weights(tmp_path / "b")
+    encoder_bn = [k for k in a if k.startswith("encoder.") and ".bn." in k]
+    decoder_bn = [k for k in a if k.startswith("decoder.") and ".bn." in k and "running_mean" in k]
+    assert encoder_bn and all(torch.equal(a[k], b[k]) for k in encoder_bn)
+    assert any(not torch.equal(a[k], b[k]) for k in decoder_bn)
+
+
+def test_trains_on_a_folder_of_clean_images(tmp_path):
+    from PIL import Image
+
+    from .conftest import render_line
+
+    folder = tmp_path / "clean"
+    folder.mkdir()
+    for i, text in enumerate(["Partial convolutions", "fill the holes 42"]):
+        Image.fromarray(render_line(text, size=30)).save(folder / f"{i}.png")
+
+    def batch_5():
+        return StepBatches(inpainter.FolderSamples(inpainter.FolderCrops(folder, crop=(32, 64))), 3, seed=0)[5]
+
+    first, again = batch_5(), batch_5()
+    assert first["clean"].shape == (3, 3, 32, 64) and first["hole"].sum() > 0
+    assert all(torch.equal(first[k], again[k]) for k in first), "a step's batch must not depend on the run"
+    metrics = train_inpainter(tmp_path / "run", **{**TINY, "data": folder, "steps_phase1": 2, "steps_phase2": 0})
+    assert metrics["hole_psnr"] > 0
+
+
+def test_phases():
+    phases = [Phase("1", 3, 0.1), Phase("2", 2, 0.01)]
+    assert [phase_at(phases, i).name for i in range(5)] == ["1", "1", "1", "2", "2"]
+    with pytest.raises(IndexError):
+        phase_at(phases, 5)
+
+
+def test_no_feature_network_stops_training_unless_asked(tmp_path, monkeypatch):
+    monkeypatch.setattr(features, "DEFAULT_TEXT_FEATURES", tmp_path / "absent.safetensors")
+    with pytest.raises(ModelError, match="--no-perceptual"):
+        train_inpainter(tmp_path / "run", **TINY)
+    assert not (tmp_path / "run" / "last.pt").exists()
+    metrics = train_inpainter(tmp_path / "run", **{**TINY, "no_perceptual": True, "steps_phase1": 1, "steps_phase2": 0})
+    assert "perceptual" not in metrics
+
+
+def test_a_checkpoint_of_another_run_is_not_resumed(uninterrupted, tmp_path):
+    train_inpainter(tmp_path, **{**TINY, "steps_phase1": 1, "steps_phase2": 0})
+    with pytest.raises(ModelError, match="differs in seed"):
+        train_inpainter(tmp_path, **{**TINY, "seed": 8})

@@ -4,7 +4,8 @@ A set is a folder that `ocr-restore bench` and `batch` read directly:
 
     clean/NNNNN.png      clean/NNNNN.gt.txt      the text without occluders
     occluded/NNNNN.png   occluded/NNNNN.gt.txt   the input to restore
-    mask/NNNNN.png                               255 where occluded differs from clean
+    mask/NNNNN.png                               255 = the hole: where occluded differs from clean, plus
+                                                 the whole area of paper-coloured shapes (erasures)
     gt.tsv                                       name<TAB>text, line breaks as \\n
     meta.csv                                     per image: size, coverage, shapes, chars hidden
 
@@ -59,7 +60,8 @@ def _prepare(out_dir: Path) -> None:
 def _write_sample(out_dir: Path, name: str, clean: np.ndarray, occlusion: Occlusion, text: str) -> None:
     write_image(out_dir / "clean" / f"{name}.png", clean)
     write_image(out_dir / "occluded" / f"{name}.png", occlusion.image)
-    write_mask(out_dir / "mask" / f"{name}.png", occlusion.mask)
+    # the hole to fill: the changed pixels alone would trace the glyphs a white-out erased
+    write_mask(out_dir / "mask" / f"{name}.png", occlusion.mask | occlusion.paper_area)
     for folder in ("clean", "occluded"):
         write_text(out_dir / folder / f"{name}.gt.txt", text + "\n")
 

@@ -188,3 +188,14 @@ def test_a_20_pixel_word_and_an_a4_page_at_300_dpi(tmp_path, size):
     assert score(expected, record["text"]).cer < 0.35
     if size == "page":
         assert 0 < record["occluded_fraction"] < 0.01
+
+
+def test_a_synth_set_feeds_bench_and_batch_directly(tmp_path):
+    made = invoke("synth", tmp_path / "set", "--kind", "receipts", "--n", 2, "--seed", 5)
+    assert made.exit_code == 0, made.output
+    s = tmp_path / "set"
+    bench = invoke("bench", s / "occluded", "--masks", s / "mask", "--clean", s / "clean", "-o", tmp_path / "r", *CLASSICAL)
+    assert bench.exit_code == 0, bench.output
+    assert len(pd.read_csv(tmp_path / "r" / "report.csv")) == 2
+    batch = invoke("batch", s / "occluded", "-o", tmp_path / "out", "--masks", s / "mask", *CLASSICAL)
+    assert batch.exit_code == 0 and "2 done" in batch.stdout

@@ -199,3 +199,13 @@ def test_a_synth_set_feeds_bench_and_batch_directly(tmp_path):
     assert len(pd.read_csv(tmp_path / "r" / "report.csv")) == 2
     batch = invoke("batch", s / "occluded", "-o", tmp_path / "out", "--masks", s / "mask", *CLASSICAL)
     assert batch.exit_code == 0 and "2 done" in batch.stdout
+
+
+def test_auto_falls_back_loudly_when_weights_are_missing(occluded_folder, tmp_path, monkeypatch):
+    from ocr_restore import detect
+
+    monkeypatch.setattr(detect, "DEFAULT_WEIGHTS", tmp_path / "absent.safetensors")
+    result = invoke(occluded_folder / "a.png", "--json", "--detector", "auto", "--inpainter", "auto")
+    assert result.exit_code == 0, result.output
+    assert "absent.safetensors" in result.stderr and "falling back to the classical detector" in result.stderr
+    assert json.loads(result.stdout)["stages"]["detector"] == "classical"

@@ -6,7 +6,6 @@ over the set: total edits over total reference characters (or words).
 """
 
 import textwrap
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -53,12 +52,8 @@ def _run(task: _Task) -> dict:
     """OCR every variant of one image; returns its texts, scores and timings."""
     pipeline = _state["pipeline"]
     image = read_image(task.image)
-    start = time.perf_counter()
-    mask = read_mask(task.mask, image.shape[:2]) if task.mask else pipeline.detector(image).mask
-    detect_s = time.perf_counter() - start
-    start = time.perf_counter()
-    restored = pipeline.inpainter(image, mask) if mask.any() else image
-    inpaint_s = time.perf_counter() - start
+    given = read_mask(task.mask, image.shape[:2]) if task.mask else None
+    mask, restored, detector_name, seconds = pipeline.restore(image, given)
     images = {"occluded": image, "restored": restored}
     images.update({name: inpaint(image, mask) for name, inpaint in _state["baselines"].items()})
     if task.clean is not None:
@@ -67,11 +62,10 @@ def _run(task: _Task) -> dict:
     write_mask(task.report_dir / "mask" / f"{task.name}.png", mask)
     row = {
         "name": task.name,
-        "detector": "given mask" if task.mask else pipeline.detector.name,
+        "detector": detector_name,
         "inpainter": pipeline.inpainter.name,
         "occluded_fraction": float(mask.mean()),
-        "detect_s": detect_s,
-        "inpaint_s": inpaint_s,
+        **{f"{stage}_s": value for stage, value in seconds.items()},
     }
     for variant, variant_image in images.items():
         text = recognise(variant_image, pipeline.lang, pipeline.psm).text

@@ -47,22 +47,27 @@ def _pipeline_options(detector, inpainter, lang, psm) -> dict:
     return {"detector": detector, "inpainter": inpainter, "lang": lang, "psm": psm}
 
 
-def pipeline_options(function):
-    """The options every command that runs the pipeline shares."""
-    for option in reversed(
-        [
-            click.option("--detector", type=click.Choice(DETECTORS), default="auto", show_default=True,
-                         help="Occlusion detector; auto = the shipped model, else the classical one (with a warning)."),
-            click.option("--inpainter", type=click.Choice(INPAINTERS), default="auto", show_default=True,
-                         help="Hole filler; auto = OpenCV Telea until the shipped PConv U-Net beats it (see models/README.md)."),
-            click.option("--lang", default="eng", show_default=True, help="Tesseract language(s), e.g. eng+deu."),
-            click.option("--psm", type=click.IntRange(0, 13), default=None,
-                         help="Tesseract page segmentation mode [default: 7 for one line, 6 for a block, 3 for a page]."),
-            click.option("-v", "--verbose", is_flag=True, help="Show tracebacks on errors."),
-        ]
-    ):
-        function = option(function)
-    return function
+def _options(*options):
+    """A decorator applying click `options` in the order they are listed."""
+
+    def decorate(function):
+        for option in reversed(options):
+            function = option(function)
+        return function
+
+    return decorate
+
+
+pipeline_options = _options(  # shared by every command that runs the pipeline
+    click.option("--detector", type=click.Choice(DETECTORS), default="auto", show_default=True,
+        help="Occlusion detector; auto = the shipped model, else the classical one (with a warning)."),
+    click.option("--inpainter", type=click.Choice(INPAINTERS), default="auto", show_default=True,
+        help="Hole filler; auto = OpenCV Telea until the shipped PConv U-Net beats it (see models/README.md)."),
+    click.option("--lang", default="eng", show_default=True, help="Tesseract language(s), e.g. eng+deu."),
+    click.option("--psm", type=click.IntRange(0, 13), default=None,
+        help="Tesseract page segmentation mode [default: 7 for one line, 6 for a block, 3 for a page]."),
+    click.option("-v", "--verbose", is_flag=True, help="Show tracebacks on errors."),
+)
 
 
 @click.group(cls=DefaultGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -196,18 +201,13 @@ def train():
     """Train the models on on-the-fly synthetic data (CPU, or a GPU when there is one)."""
 
 
-def training_options(function):
-    for option in reversed(
-        [
-            click.option("--seed", type=int, default=0, show_default=True),
-            click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:1, ..."),
-            click.option("--workers", type=click.IntRange(0), default=1, show_default=True, help="Data loader processes."),
-            click.option("--batch-size", type=click.IntRange(1), default=16, show_default=True),
-            click.option("--config", default="default", show_default=True, help="Model size: default or tiny."),
-        ]
-    ):
-        function = option(function)
-    return function
+training_options = _options(
+    click.option("--seed", type=int, default=0, show_default=True),
+    click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:1, ..."),
+    click.option("--workers", type=click.IntRange(0), default=1, show_default=True, help="Data loader processes."),
+    click.option("--batch-size", type=click.IntRange(1), default=16, show_default=True),
+    click.option("--config", default="default", show_default=True, help="Model size: default or tiny."),
+)
 
 
 @train.command("inpainter")

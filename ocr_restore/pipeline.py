@@ -90,8 +90,8 @@ class Pipeline:
         self.inpainter = _build_stage("inpainter", inpainter, warn)
         self.lang, self.psm = lang, psm
 
-    def __call__(self, image: np.ndarray, mask: np.ndarray | None = None, transcript: str | None = None) -> Result:
-        """Restore and read one RGB image; with `transcript`, also read the input and score both."""
+    def restore(self, image: np.ndarray, mask: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, str, dict]:
+        """Detect (unless `mask` is given) and inpaint: (mask, restored, detector name, seconds per stage)."""
         seconds = {}
         start = time.perf_counter()
         if mask is None:
@@ -104,6 +104,11 @@ class Pipeline:
         start = time.perf_counter()
         restored = self.inpainter(image, mask) if mask.any() else image
         seconds["inpaint"] = time.perf_counter() - start
+        return mask, restored, detector_name, seconds
+
+    def __call__(self, image: np.ndarray, mask: np.ndarray | None = None, transcript: str | None = None) -> Result:
+        """Restore and read one RGB image; with `transcript`, also read the input and score both."""
+        mask, restored, detector_name, seconds = self.restore(image, mask)
 
         start = time.perf_counter()
         ocr: OcrResult = recognise(restored, self.lang, self.psm)

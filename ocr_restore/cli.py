@@ -220,15 +220,20 @@ training_options = _options(
 @click.option("--vgg-weights", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="torchvision VGG-16 state dict for the perceptual and style losses [default: the shipped text feature net].")
 @click.option("--no-perceptual", is_flag=True, help="Train without the perceptual and style terms.")
+@click.option("--scale-jitter", type=click.FloatRange(0, 1), default=0.1, show_default=True,
+              help="Crops' text height varies within x exp(+-this): robustness to text-height estimates that far off.")
+@click.option("--init", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="Fine-tune these weights (e.g. models/pconv.safetensors) instead of starting from random ones.")
 @click.option("--ship", is_flag=True, help="Copy the final weights to models/pconv.safetensors.")
 @training_options
-def train_inpainter_command(out_dir, steps_phase1, steps_phase2, data, vgg_weights, no_perceptual, ship,
-                            seed, device, workers, batch_size, config):
+def train_inpainter_command(out_dir, steps_phase1, steps_phase2, data, vgg_weights, no_perceptual, scale_jitter, init,
+                            ship, seed, device, workers, batch_size, config):
     """Train the PConv U-Net in two phases, as in Liu et al. 2018."""
     from .train.inpainter import train_inpainter
 
     train_inpainter(out_dir, steps_phase1, steps_phase2, batch_size, config=config, data=data, vgg_weights=vgg_weights,
-                    no_perceptual=no_perceptual, seed=seed, device=device, num_workers=workers, ship=ship)
+                    no_perceptual=no_perceptual, seed=seed, device=device, num_workers=workers,
+                    scale_jitter=scale_jitter, init=init, ship=ship)
 
 
 @train.command("detector")
@@ -236,13 +241,18 @@ def train_inpainter_command(out_dir, steps_phase1, steps_phase2, data, vgg_weigh
               show_default=True, help="Run folder: last.pt (resumed automatically), log.csv, detector.safetensors.")
 @click.option("--steps", type=click.IntRange(1), default=6000, show_default=True)
 @click.option("--lr", type=float, default=2e-3, show_default=True)
+@click.option("--clean-share", type=click.FloatRange(0, 1), default=0.25, show_default=True,
+              help="Share of training crops left unoccluded, so that text alone is not flagged.")
+@click.option("--init", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="Fine-tune these weights (e.g. models/detector.safetensors) instead of starting from random ones.")
 @click.option("--ship", is_flag=True, help="Copy the final weights to models/detector.safetensors.")
 @training_options
-def train_detector_command(out_dir, steps, lr, ship, seed, device, workers, batch_size, config):
+def train_detector_command(out_dir, steps, lr, clean_share, init, ship, seed, device, workers, batch_size, config):
     """Train the occluder segmentation U-Net."""
     from .train.detector import train_detector
 
-    train_detector(out_dir, steps, batch_size, lr, config, seed, device=device, num_workers=workers, ship=ship)
+    train_detector(out_dir, steps, batch_size, lr, config, seed, device=device, num_workers=workers,
+                   clean_share=clean_share, init=init, ship=ship)
 
 
 @train.command("features")

@@ -101,9 +101,9 @@ class PConvInpainter(Inpainter):
         self.model, self.device = model.eval().to(device), torch.device(device)
         self.margin_em, self.tile, self.batch_pixels = margin_em, tile, batch_pixels
 
-    def text_height(self, image: np.ndarray) -> float:
-        """The em in pixels: measured, else guessed from the height of a small crop, else TEXT_HEIGHT."""
-        em = estimate_text_height(image)
+    def text_height(self, image: np.ndarray, hole: np.ndarray) -> float:
+        """The em in pixels: measured away from the hole, else guessed from the height of a small crop, else TEXT_HEIGHT."""
+        em = estimate_text_height(image, ignore=hole)
         if em is None:
             em = CROP_EM_PER_HEIGHT * image.shape[0] if image.shape[0] <= SMALL_CROP else TEXT_HEIGHT
         return em
@@ -164,7 +164,7 @@ class PConvInpainter(Inpainter):
         return max(1, round((y1 - y0) * scale)), max(1, round((x1 - x0) * scale))
 
     def fill(self, image, hole):
-        em = self.text_height(image)
+        em = self.text_height(image, hole)
         scale = min(max(TEXT_HEIGHT / em, 1 / 16), 8)
         # the same interpolation for image and hole: a model pixel the occluder touched is a hole
         down, up = (cv2.INTER_AREA, cv2.INTER_LINEAR) if scale < 1 else (cv2.INTER_LINEAR, cv2.INTER_AREA)

@@ -24,7 +24,7 @@ def em(monkeypatch):
     """Fix the em size the detector sees: `em(24)`; None means no text found."""
 
     def set_em(value):
-        monkeypatch.setattr(detect, "estimate_text_height", lambda image: value)
+        monkeypatch.setattr(detect, "estimate_text_height", lambda image, ignore=None: value)
 
     return set_em
 
@@ -103,6 +103,21 @@ def test_runs_at_the_normalised_text_scale(em, monkeypatch, em_size, image_size,
     result = ModelDetector(_tiny_model())(np.zeros((*image_size, 3), np.uint8))
     assert seen == [model_size]
     assert result.probability.shape == image_size and not result.mask.any()
+
+
+@pytest.mark.parametrize("em_without_found, sizes", [(24, [(50, 150), (100, 300)]), (44, [(50, 150)])])
+def test_measures_the_em_again_without_what_it_found(monkeypatch, em_without_found, sizes):
+    # an occluder merged with the text made the first estimate twice too large
+    monkeypatch.setattr(detect, "estimate_text_height", lambda image, ignore=None: 48 if ignore is None else em_without_found)
+    seen = []
+
+    def fake_segment(self, image):
+        seen.append(image.shape[:2])
+        return np.full((2, *image.shape[:2]), 0.75, np.float32)
+
+    monkeypatch.setattr(ModelDetector, "_segment", fake_segment)
+    ModelDetector(_tiny_model())(np.zeros((100, 300, 3), np.uint8))
+    assert seen == sizes
 
 
 def test_threshold_and_dilation(monkeypatch):

@@ -29,7 +29,7 @@ def em(monkeypatch):
     """Fix the text-height estimate: set `em.value` to what estimate_text_height should return."""
     class Em:
         value = float(TEXT_HEIGHT)
-    monkeypatch.setattr(inpaint, "estimate_text_height", lambda image: Em.value)
+    monkeypatch.setattr(inpaint, "estimate_text_height", lambda image, ignore=None: Em.value)
     return Em
 
 
@@ -123,8 +123,8 @@ def test_text_is_scaled_to_the_model_height(tiny_weights, em):
 def test_small_crop_without_text_estimate_uses_its_height(tiny_weights, em):
     em.value = None
     inpainter = build_inpainter("pconv", tiny_weights, device="cpu")
-    assert inpainter.text_height(np.zeros((30, 90, 3), np.uint8)) == pytest.approx(0.8 * 30)
-    assert inpainter.text_height(np.zeros((1000, 900, 3), np.uint8)) == TEXT_HEIGHT
+    assert inpainter.text_height(np.zeros((30, 90, 3), np.uint8), np.zeros((30, 90), bool)) == pytest.approx(0.8 * 30)
+    assert inpainter.text_height(np.zeros((1000, 900, 3), np.uint8), np.zeros((1000, 900), bool)) == TEXT_HEIGHT
 
 
 def test_word_and_page_sizes_work_and_a_page_costs_only_its_holes(tiny_weights, em):

@@ -10,7 +10,9 @@ import torch
 from ocr_restore.data import SyntheticCrops
 from ocr_restore.detect import ClassicalDetector, Detection, Detector, build_detector
 from ocr_restore.train import detector as training
-from ocr_restore.train.detector import DetectorCrops, detector_loss, evaluate_detector, train_detector
+from ocr_restore.nn.seg_unet import load_seg_unet
+from ocr_restore.train.detector import (PAPER_MARGIN, DetectorCrops, detector_loss, detector_target, evaluate_detector,
+                                        train_detector)
 
 RUN = dict(steps=4, batch_size=2, lr=1e-2, config="tiny", seed=3, val_every=2, ckpt_every=2, crop=(32, 48), val_size=4)
 
@@ -30,6 +32,28 @@ def test_missing_occluder_pixels_cost_more_than_with_bce_alone():
     silent = torch.full_like(target, -4.0)
     bce = torch.nn.functional.binary_cross_entropy_with_logits(silent, target) * 2  # both maps
     assert detector_loss(silent, target) > bce + 1.8  # each Dice term is close to 1 when every pixel is missed
+
+
+def test_paper_shapes_are_learnt_only_where_they_erased_ink():
+    paper = torch.zeros(1, 40, 40)
+    paper[:, 5:35, 5:35] = 1  # an erasure over two glyph strokes' worth of paper
+    hole = torch.zeros(1, 40, 40)
+    hole[:, 20, 12] = 1  # the one ink pixel it erased
+    hole[:, 0, 0] = 1  # another shape's pixel, outside the erasure
+    target = detector_target(hole, paper)
+    assert target.shape == (2, 40, 40) and torch.equal(target[0], hole[0])
+    visible = torch.zeros(40, 40)
+    visible[20 - PAPER_MARGIN:21 + PAPER_MARGIN, 12 - PAPER_MARGIN:13 + PAPER_MARGIN] = 1
+    assert torch.equal(target[1], visible)
+    assert not detector_target(torch.zeros(2, 1, 40, 40), paper.expand(2, 1, 40, 40)).any()  # a batch; nothing erased
+
+
+def test_fine_tuning_starts_from_the_given_weights(tmp_path):
+    first = train_detector(tmp_path / "first", **RUN)
+    tuned = train_detector(tmp_path / "tuned", **{**RUN, "steps": 2, "lr": 0.0, "config": "default"}, init=first)
+    before, after = load_seg_unet(first).state_dict(), load_seg_unet(tuned).state_dict()
+    assert load_seg_unet(tuned).config == load_seg_unet(first).config  # the file's config, not --config
+    assert all(torch.equal(before[k], after[k]) for k in before if "running" not in k and "tracked" not in k)
 
 
 def test_crops_are_a_function_of_their_index():

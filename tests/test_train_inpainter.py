@@ -103,6 +103,16 @@ def test_phase_two_freezes_the_encoder_batchnorm(tmp_path):
     assert any(not torch.equal(a[k], b[k]) for k in decoder_bn)
 
 
+def test_fine_tuning_starts_from_the_given_weights(uninterrupted, tmp_path):
+    out, _ = uninterrupted
+    # with phase 2 only (encoder BatchNorm frozen) and lr 0 every weight stays; decoder BatchNorm statistics move
+    train_inpainter(tmp_path, **{**TINY, "steps_phase1": 0, "config": "default"}, lr2=0.0, scale_jitter=0.4,
+                    init=out / "pconv.safetensors")
+    before, after = weights(out), weights(tmp_path)
+    assert load_pconv(tmp_path / "pconv.safetensors").config == load_pconv(out / "pconv.safetensors").config
+    assert all(torch.equal(before[k], after[k]) for k in before if "running" not in k and "tracked" not in k)
+
+
 def test_trains_on_a_folder_of_clean_images(tmp_path):
     from PIL import Image
 

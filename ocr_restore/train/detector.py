@@ -2,9 +2,10 @@
 
 Training: a SegUNet learns, on the data engine's synthetic crops at the
 normalised text scale, two maps: the pixels an occluder changed and the area of
-paper-coloured shapes, each with BCE + soft Dice (recall matters as much as
-IoU, and paper shapes are rare). A share of the crops is left clean so that
-text alone is not flagged.
+paper-coloured shapes where they can be seen, each with BCE + soft Dice (recall
+matters as much as IoU, and paper shapes are rare). A share of the crops is left
+clean so that text alone is not flagged. A run starts from random weights or,
+to fine-tune, from a weights file (`init`).
 Sample i of the stream is drawn from its own seed, so a run resumes exactly
 where its checkpoint (out_dir/last.pt, written atomically every ckpt_every steps
 and on Ctrl-C or kill, after the current step) left it: a resumed run is
@@ -31,21 +32,31 @@ from tqdm import tqdm
 
 from ..data import KINDS, SyntheticCrops, fixed_set, occlude, render
 from ..detect import DEFAULT_WEIGHTS, Detector
-from ..nn.seg_unet import CONFIGS, SegUNet, SegUNetConfig, save_seg_unet
+from ..nn.seg_unet import CONFIGS, SegUNet, SegUNetConfig, load_seg_unet, save_seg_unet
 from .loop import CsvLog, load_checkpoint, resolve_device, run_steps, save_checkpoint
 
-__all__ = ["DetectorCrops", "detector_loss", "validate", "train_detector", "evaluate_detector", "time_page"]
+__all__ = ["detector_target", "DetectorCrops", "detector_loss", "validate", "train_detector", "evaluate_detector", "time_page"]
 
 WARMUP = 200  # steps of linear learning-rate warm-up before the cosine decay
 SCALE_JITTER = 0.4  # crops' em within TEXT_HEIGHT * exp(+-0.4): em estimates on occluded images err that much
+PAPER_MARGIN = 6  # px (a quarter em): how far a paper-coloured shape is detectable beyond the ink it erased
+
+
+def detector_target(hole: torch.Tensor, paper_area: torch.Tensor) -> torch.Tensor:
+    """The two maps to learn, (..., 2, H, W) from (..., 1, H, W): the hole (pixels an occluder
+    changed) and the visible part of paper-coloured shapes, the ink they erased and PAPER_MARGIN px
+    around it within the shape. Over blank paper such a shape cannot be seen, and a model taught
+    to find it there learns to paint blobs on clean pages."""
+    erased = hole * paper_area
+    near_erased = F.max_pool2d(erased, 2 * PAPER_MARGIN + 1, stride=1, padding=PAPER_MARGIN)
+    return torch.cat([hole, near_erased * paper_area], -3)
 
 
 class DetectorCrops(Dataset):
     """Training pairs (occluded image, target) where item i is drawn from the seed [seed, i].
 
-    The target stacks the hole (pixels an occluder changed) and the paper area
-    (pixels under a paper-coloured shape, changed or not): (2, H, W). With
-    probability `clean_share` the item is the clean crop with an empty target.
+    The target is `detector_target`'s. With probability `clean_share` the item
+    is the clean crop with an empty target.
     """
 
     def __init__(self, crops: SyntheticCrops, seed: int, clean_share: float):
@@ -54,7 +65,7 @@ class DetectorCrops(Dataset):
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
         rng = np.random.default_rng([self.seed, index])
         item = self.crops.sample(rng)
-        target = torch.cat([item["hole"], item["paper_hole"]])  # (2, H, W)
+        target = detector_target(item["hole"], item["paper_hole"])
         if rng.random() < self.clean_share:
             return item["clean"], torch.zeros_like(target)
         return item["occluded"], target
@@ -80,10 +91,11 @@ def _ratio(a: float, b: float) -> float:
 def validate(
     model: SegUNet, val: dict[str, torch.Tensor], device: torch.device, batch_size: int = 64
 ) -> dict[str, float]:
-    """Loss and pixel metrics at threshold 0.5 on a fixed set of crops, and flagged pixels on their clean versions."""
+    """Loss and pixel metrics at threshold 0.5 on a fixed set of crops, and pixels flagged on their clean versions
+    by either map (the pipeline masks both)."""
     was_training = model.training
     model.eval()
-    target = torch.cat([val["hole"], val["paper_hole"]], 1)  # (N, 2, H, W)
+    target = detector_target(val["hole"], val["paper_hole"])  # (N, 2, H, W)
     counts = np.zeros(7)  # tp, fp, fn, paper tp, paper fp + fn, flagged on clean, clean pixels
     loss = 0.0
     for i in range(0, len(target), batch_size):
@@ -92,7 +104,7 @@ def validate(
         loss += detector_loss(logits, t).item() * len(t)
         predicted, truth = logits > 0, t > 0.5
         hit, wrong = predicted & truth, predicted ^ truth
-        flagged = model(val["clean"][i : i + batch_size].to(device))[:, 0] > 0
+        flagged = (model(val["clean"][i : i + batch_size].to(device)) > 0).any(1)
         counts += [hit[:, 0].sum().item(), (wrong & predicted)[:, 0].sum().item(), (wrong & truth)[:, 0].sum().item(),
                    hit[:, 1].sum().item(), wrong[:, 1].sum().item(), flagged.sum().item(), flagged.numel()]
     model.train(was_training)
@@ -128,28 +140,30 @@ def train_detector(
     num_workers: int = 0,
     kinds: tuple[str, ...] = KINDS,
     crop: tuple[int, int] = (96, 160),
-    clean_share: float = 0.15,
+    clean_share: float = 0.25,
     val_size: int = 256,
+    init: str | Path | None = None,
     ship: bool = False,
 ) -> Path:
     """Train a SegUNet detector in `out_dir`, resuming from out_dir/last.pt if it is there.
 
-    config: a SegUNetConfig or a name in seg_unet.CONFIGS. device: "auto" takes
-    CUDA when there is one. Writes last.pt, log.csv (one row per validation) and
+    config: a SegUNetConfig or a name in seg_unet.CONFIGS, or with `init` (a weights
+    file to fine-tune) that file's config. device: "auto" takes CUDA when there is one. Writes last.pt, log.csv (one row per validation) and
     detector.safetensors (after every validation and at the end); with `ship`,
     copies the final weights to models/detector.safetensors, the pipeline's
     default. Returns the path of the weights written.
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    config = CONFIGS[config] if isinstance(config, str) else config
     device = resolve_device(device)
-    # what defines the run: resuming with other values would silently mix two runs
-    run = {"config": dataclasses.asdict(config), "batch_size": batch_size, "lr": lr, "seed": seed,
-           "kinds": list(kinds), "crop": list(crop), "clean_share": clean_share}
-
     torch.manual_seed(seed)
-    model = SegUNet(config).to(device)
+    if init is not None:
+        model = load_seg_unet(init, device).train()
+    else:
+        model = SegUNet(CONFIGS[config] if isinstance(config, str) else config).to(device)
+    # what defines the run: resuming with other values would silently mix two runs
+    run = {"config": dataclasses.asdict(model.config), "batch_size": batch_size, "lr": lr, "seed": seed,
+           "kinds": list(kinds), "crop": list(crop), "clean_share": clean_share, "init": str(init or "")}
     optimiser = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
     checkpoint_path, weights_path = out_dir / "last.pt", out_dir / "detector.safetensors"
     start = 0
@@ -173,7 +187,7 @@ def train_detector(
         num_workers=num_workers,
         pin_memory=device.type == "cuda",
     )
-    print(f"SegUNet {model.num_parameters():,} parameters on {device}; {config}")
+    print(f"SegUNet {model.num_parameters():,} parameters on {device}; {model.config}")
     started, smooth = time.perf_counter(), {}
 
     def train_step(step: int, batch) -> dict[str, float]:

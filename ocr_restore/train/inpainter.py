@@ -28,7 +28,7 @@ from ..data.dataset import FolderCrops, SyntheticCrops, fixed_set
 from ..errors import ModelError
 from ..nn.features import load_feature_net
 from ..nn.losses import InpaintingLoss, LossWeights, hole_psnr, ssim
-from ..nn.pconv_unet import CONFIGS, PConvUNet, PConvUNetConfig, save_pconv
+from ..nn.pconv_unet import CONFIGS, PConvUNet, PConvUNetConfig, load_pconv, save_pconv
 from .loop import CsvLog, Phase, load_checkpoint, phase_at, resolve_device, rng_state, run_steps, save_checkpoint, set_rng_state
 
 __all__ = ["StepBatches", "FolderSamples", "train_inpainter"]
@@ -108,13 +108,16 @@ def train_inpainter(out_dir: str | Path, steps_phase1: int = 16000, steps_phase2
                     data: str | Path = "synthetic", vgg_weights: str | Path | None = None, no_perceptual: bool = False,
                     loss_weights: LossWeights | None = None, val_every: int = 1000, val_size: int = 64,
                     ckpt_every: int = 500, seed: int = 0, device: str = "auto", num_workers: int = 1,
-                    crop: tuple[int, int] = (64, 128), ship: bool = False) -> dict[str, float]:
+                    crop: tuple[int, int] = (64, 128), scale_jitter: float = 0.1, init: str | Path | None = None,
+                    ship: bool = False) -> dict[str, float]:
     """Train a PConvUNet into `out_dir`, resuming from `out_dir/last.pt` when it is there.
 
     data: "synthetic" (rendered docs, receipts and scene text) or a folder of clean images.
     vgg_weights: a torchvision VGG-16 state dict for the perceptual and style terms; without
     it the shipped text feature network is used, and with no_perceptual neither (those terms
-    are then left out). ship: copy the final weights to models/pconv.safetensors.
+    are then left out). scale_jitter: training crops' em lies within TEXT_HEIGHT * exp(+-scale_jitter),
+    so the model copes with text-height estimates that far off. init: a weights file to fine-tune
+    (its config replaces `config`). ship: copy the final weights to models/pconv.safetensors.
     Returns the final validation metrics. Ctrl-C or `kill` saves a checkpoint and raises KeyboardInterrupt.
     The defaults (20000 steps of 16 crops) take about two hours on two idle CPU cores; step counts
     may change between resumes, e.g. to end a run sooner.
@@ -122,17 +125,19 @@ def train_inpainter(out_dir: str | Path, steps_phase1: int = 16000, steps_phase2
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     device = resolve_device(device)
-    config = CONFIGS[config] if isinstance(config, str) else config
     feature_net = None if no_perceptual else load_feature_net(vgg_weights).to(device)
     loss_fn = InpaintingLoss(feature_net, loss_weights).to(device)
     phases = [Phase("1", steps_phase1, lr1), Phase("2 (encoder BN frozen)", steps_phase2, lr2)]
     total = steps_phase1 + steps_phase2
     # what makes two runs the same run: resuming with any of it changed would splice two different runs
-    run = {"config": dataclasses.asdict(config), "seed": seed, "batch_size": batch_size, "data": str(data),
-           "crop": list(crop), "perceptual": "none" if no_perceptual else str(vgg_weights or "text_features")}
-
     torch.manual_seed(seed)
-    model = PConvUNet(config).to(device).train()
+    if init is not None:
+        model = load_pconv(init, device).train()
+    else:
+        model = PConvUNet(CONFIGS[config] if isinstance(config, str) else config).to(device).train()
+    run = {"config": dataclasses.asdict(model.config), "seed": seed, "batch_size": batch_size, "data": str(data),
+           "crop": list(crop), "perceptual": "none" if no_perceptual else str(vgg_weights or "text_features"),
+           "scale_jitter": scale_jitter, "init": str(init or "")}
     optimizer = torch.optim.Adam(model.parameters(), lr=lr1)
     meter = {"loss": 0.0, "hole_psnr": 0.0, "steps": 0}  # train means since the last log row, kept across resumes
     ckpt_path = out_dir / "last.pt"
@@ -153,9 +158,9 @@ def train_inpainter(out_dir: str | Path, steps_phase1: int = 16000, steps_phase2
         print(f"resuming {out_dir} at step {start} of {total}")
 
     if data == "synthetic":
-        crops = SyntheticCrops(crop=crop, seed=seed)
+        crops = SyntheticCrops(crop=crop, seed=seed, scale_jitter=scale_jitter)
     else:
-        crops = FolderSamples(FolderCrops(data, crop=crop, seed=seed))
+        crops = FolderSamples(FolderCrops(data, crop=crop, seed=seed, scale_jitter=scale_jitter))
     loader = DataLoader(StepBatches(crops, batch_size, seed), batch_size=None, sampler=range(start, total),
                         num_workers=num_workers, worker_init_fn=_ignore_interrupts)
     val = fixed_set(val_size, seed=VAL_SEED, crop=crop)

@@ -206,7 +206,9 @@ training_options = _options(
     click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:1, ..."),
     click.option("--workers", type=click.IntRange(0), default=1, show_default=True, help="Data loader processes."),
     click.option("--batch-size", type=click.IntRange(1), default=16, show_default=True),
-    click.option("--config", default="default", show_default=True, help="Model size: default or tiny."),
+    click.option("--config", default="default", show_default=True, help="Model size: default or tiny (with --init, that file's)."),
+    click.option("--init", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+                 help="Fine-tune a weights file (e.g. one in models/) instead of starting from random weights."),
 )
 
 
@@ -222,12 +224,10 @@ training_options = _options(
 @click.option("--no-perceptual", is_flag=True, help="Train without the perceptual and style terms.")
 @click.option("--scale-jitter", type=click.FloatRange(0, 1), default=0.1, show_default=True,
               help="Crops' text height varies within x exp(+-this): robustness to text-height estimates that far off.")
-@click.option("--init", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
-              help="Fine-tune these weights (e.g. models/pconv.safetensors) instead of starting from random ones.")
 @click.option("--ship", is_flag=True, help="Copy the final weights to models/pconv.safetensors.")
 @training_options
-def train_inpainter_command(out_dir, steps_phase1, steps_phase2, data, vgg_weights, no_perceptual, scale_jitter, init,
-                            ship, seed, device, workers, batch_size, config):
+def train_inpainter_command(out_dir, steps_phase1, steps_phase2, data, vgg_weights, no_perceptual, scale_jitter, ship,
+                            seed, device, workers, batch_size, config, init):
     """Train the PConv U-Net in two phases, as in Liu et al. 2018."""
     from .train.inpainter import train_inpainter
 
@@ -243,11 +243,9 @@ def train_inpainter_command(out_dir, steps_phase1, steps_phase2, data, vgg_weigh
 @click.option("--lr", type=float, default=2e-3, show_default=True)
 @click.option("--clean-share", type=click.FloatRange(0, 1), default=0.25, show_default=True,
               help="Share of training crops left unoccluded, so that text alone is not flagged.")
-@click.option("--init", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
-              help="Fine-tune these weights (e.g. models/detector.safetensors) instead of starting from random ones.")
 @click.option("--ship", is_flag=True, help="Copy the final weights to models/detector.safetensors.")
 @training_options
-def train_detector_command(out_dir, steps, lr, clean_share, init, ship, seed, device, workers, batch_size, config):
+def train_detector_command(out_dir, steps, lr, clean_share, ship, seed, device, workers, batch_size, config, init):
     """Train the occluder segmentation U-Net."""
     from .train.detector import train_detector
 

@@ -212,6 +212,11 @@ training_options = _options(
 )
 
 
+def scale_jitter_option(default: float):
+    return click.option("--scale-jitter", type=click.FloatRange(0, 1), default=default, show_default=True,
+                        help="Crops' text height varies within x exp(+-this): robustness to text-height estimates that far off.")
+
+
 @train.command("inpainter")
 @click.option("-o", "--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("runs/inpainter"),
               show_default=True, help="Run folder: last.pt (resumed automatically), log.csv, pconv.safetensors.")
@@ -222,8 +227,7 @@ training_options = _options(
 @click.option("--vgg-weights", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="torchvision VGG-16 state dict for the perceptual and style losses [default: the shipped text feature net].")
 @click.option("--no-perceptual", is_flag=True, help="Train without the perceptual and style terms.")
-@click.option("--scale-jitter", type=click.FloatRange(0, 1), default=0.1, show_default=True,
-              help="Crops' text height varies within x exp(+-this): robustness to text-height estimates that far off.")
+@scale_jitter_option(0.1)
 @click.option("--ship", is_flag=True, help="Copy the final weights to models/pconv.safetensors.")
 @training_options
 def train_inpainter_command(out_dir, steps_phase1, steps_phase2, data, vgg_weights, no_perceptual, scale_jitter, ship,
@@ -243,14 +247,16 @@ def train_inpainter_command(out_dir, steps_phase1, steps_phase2, data, vgg_weigh
 @click.option("--lr", type=float, default=2e-3, show_default=True)
 @click.option("--clean-share", type=click.FloatRange(0, 1), default=0.25, show_default=True,
               help="Share of training crops left unoccluded, so that text alone is not flagged.")
+@scale_jitter_option(0.7)
 @click.option("--ship", is_flag=True, help="Copy the final weights to models/detector.safetensors.")
 @training_options
-def train_detector_command(out_dir, steps, lr, clean_share, ship, seed, device, workers, batch_size, config, init):
+def train_detector_command(out_dir, steps, lr, clean_share, scale_jitter, ship, seed, device, workers, batch_size, config,
+                           init):
     """Train the occluder segmentation U-Net."""
     from .train.detector import train_detector
 
     train_detector(out_dir, steps, batch_size, lr, config, seed, device=device, num_workers=workers,
-                   clean_share=clean_share, init=init, ship=ship)
+                   clean_share=clean_share, scale_jitter=scale_jitter, init=init, ship=ship)
 
 
 @train.command("features")

@@ -15,6 +15,18 @@ overlapping tiles, so memory stays bounded on a 300-dpi page. An occluder merged
 with the text misleads the text-height estimate, so the em is measured again
 without what the first pass found, and the model runs again when the two differ
 by more than RESCALE.
+
+Each pass averages the model's probabilities at the normalised em with a
+context view at CONTEXT_SCALE of it, which sees twice as far: the inside of a
+shape several em wide looks like plain ground to a network that sees too
+little around it; and where the views disagree, the average is unsure, so a
+false alarm of one view alone is dropped. The context view's coarse edges are eroded
+first, as they would widen the mask into the visible text around a shape
+(un-eroded, they took the end-to-end CER ratio on a tuning set from 1.05 to
+1.12). On the tuning sets (seed 1100; run-3 weights, trained at such small ems
+too) the average lowered IoU from 0.717 to 0.695 but raised precision from 0.856
+to 0.883, cut false positives on clean images from 0.109 to 0.084 per text
+pixel, and brought the end-to-end CER ratio with PConv from 1.054 to 1.045.
 """
 
 from dataclasses import dataclass
@@ -39,6 +51,8 @@ TILE_BATCH = {"cpu": 1, "cuda": 8}  # tiles per forward pass: on a CPU batching 
 SCALE_RANGE = (1 / 8, 4.0)  # resize factors beyond these come from a wrong em estimate, not real text
 MAX_UPSCALED_PIXELS = 16_000_000  # never enlarge an image beyond this (an A4 page at 300 dpi is 8.7 Mpx)
 RESCALE = 1.15  # a second pass when the em measured without the first pass's mask differs by more than this factor
+CONTEXT_SCALE = 0.5  # the context view's scale relative to the normalised one
+CONTEXT_ERODE = 2  # px (at the context view's scale) by which its probabilities are eroded
 
 
 @dataclass
@@ -123,11 +137,18 @@ class ModelDetector(Detector):
     name = "model"
 
     def __init__(
-        self, model: SegUNet, threshold: float = 0.5, dilate: int = 0, tile: int = TILE, overlap: int = OVERLAP
+        self,
+        model: SegUNet,
+        threshold: float = 0.5,
+        dilate: int = 0,
+        tile: int = TILE,
+        overlap: int = OVERLAP,
+        context_scale: float | None = CONTEXT_SCALE,
     ):
         super().__init__(threshold, dilate)
         assert tile % model.multiple == 0 and 0 <= overlap < tile, f"bad tiling: tile={tile}, overlap={overlap}"
-        self.model, self.tile, self.overlap = model.eval(), tile, overlap
+        assert context_scale is None or 0 < context_scale < 1, f"context_scale must be in (0, 1), got {context_scale}"
+        self.model, self.tile, self.overlap, self.context_scale = model.eval(), tile, overlap, context_scale
 
     @torch.inference_mode()
     def _segment(self, image: np.ndarray) -> np.ndarray:
@@ -159,8 +180,16 @@ class ModelDetector(Detector):
         return occluder, paper
 
     def _probabilities_at(self, image: np.ndarray, scale: float) -> tuple[np.ndarray, np.ndarray]:
-        occluder, paper = self._segment(_at_scale(image, scale))
-        return _resize(occluder, image.shape[:2]), _resize(paper, image.shape[:2])
+        """Both maps at `scale`, averaged with the context view (if any), at the image's size."""
+        normalised = _at_scale(image, scale)
+        probabilities = self._segment(normalised)  # (2, h, w)
+        if self.context_scale is not None:
+            context = self._segment(_at_scale(image, scale * self.context_scale))
+            # its edges are coarse: eroded, they do not widen the mask into the visible text around a shape
+            kernel = np.ones((2 * CONTEXT_ERODE + 1,) * 2, np.uint8)
+            size = normalised.shape[:2]
+            probabilities = (probabilities + np.stack([_resize(cv2.erode(c, kernel), size) for c in context])) / 2
+        return _resize(probabilities[0], image.shape[:2]), _resize(probabilities[1], image.shape[:2])
 
 
 class ClassicalDetector(Detector):

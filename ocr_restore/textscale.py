@@ -4,7 +4,9 @@ TEXT_HEIGHT is the em size (font size) in pixels that the detector and the
 inpainter see; images are resized by TEXT_HEIGHT / estimate_text_height(image).
 
 The estimate flattens uneven light, binarises (Otsu; the ground is the class
-that holds the image border, so light text on a dark ground works too), and takes
+that holds the image border, so light text on a dark ground works too; where
+ink is too rare for that, as on a page with a single line, Otsu over the strong
+edges only, where ink and ground are about equally common), and takes
 the heights of the connected components. Weighted by size, so specks of noise do
 not count, the components near the typical one give a glyph height a fixed share
 of the em (0.76, between x-height letters and tall ones). A second pass at about
@@ -30,6 +32,9 @@ _WORK_SIDE = 1200  # the first pass runs on the image scaled so its longer side 
 _SECOND_PASS_EM = 20.0  # em size in pixels of the second pass
 _QUANTILE = 55  # percentile of component heights (weighted by sqrt area) read as the glyph height
 _TALL_PER_EM = 0.76  # that height per em, calibrated on the renderer
+_EDGE = 64  # 3x3 grey-level range (of 255 after stretching) that marks a strong edge
+_MIN_EDGE_PIXELS = 50  # fewer strong-edge pixels than this: keep the threshold over the whole image
+_MAX_INK_SHARE = 0.3  # both Otsu classes above this share: it split the ground, not ink from ground
 _IGNORED_SHARE = 0.5  # components with more than this share of their pixels in `ignore` are not measured
 
 
@@ -55,6 +60,12 @@ def _tall_height(gray: np.ndarray, close: bool, ignore: np.ndarray | None = None
         return None
     flat = np.clip((flat - low) * (255 / (high - low)), 0, 255).astype(np.uint8)
     _, binary = cv2.threshold(flat, 0, 1, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+    if min(binary.mean(), 1 - binary.mean()) > _MAX_INK_SHARE:
+        # neither class is rare, as ink is: on a page with a line or two, Otsu split the ground's noise
+        edges = cv2.morphologyEx(flat, cv2.MORPH_GRADIENT, np.ones((3, 3), np.uint8)) >= _EDGE
+        if np.count_nonzero(edges) >= _MIN_EDGE_PIXELS:
+            threshold, _ = cv2.threshold(flat[edges].reshape(1, -1), 0, 1, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+            binary = (flat > threshold).view(np.uint8)
     # the ground is the class that holds the border (a crop's edge is mostly ground), or failing a
     # clear answer the majority: dark text on light and light text on dark both work
     border = np.concatenate([binary[0], binary[-1], binary[:, 0], binary[:, -1]]).mean()

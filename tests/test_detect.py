@@ -100,7 +100,7 @@ def test_runs_at_the_normalised_text_scale(em, monkeypatch, em_size, image_size,
         return np.full((2, *image.shape[:2]), 0.25, np.float32)
 
     monkeypatch.setattr(ModelDetector, "_segment", fake_segment)
-    result = ModelDetector(_tiny_model())(np.zeros((*image_size, 3), np.uint8))
+    result = ModelDetector(_tiny_model(), context_scale=None)(np.zeros((*image_size, 3), np.uint8))
     assert seen == [model_size]
     assert result.probability.shape == image_size and not result.mask.any()
 
@@ -116,8 +116,28 @@ def test_measures_the_em_again_without_what_it_found(monkeypatch, em_without_fou
         return np.full((2, *image.shape[:2]), 0.75, np.float32)
 
     monkeypatch.setattr(ModelDetector, "_segment", fake_segment)
-    ModelDetector(_tiny_model())(np.zeros((100, 300, 3), np.uint8))
+    ModelDetector(_tiny_model(), context_scale=None)(np.zeros((100, 300, 3), np.uint8))
     assert seen == sizes
+
+
+def test_context_view_at_half_the_scale_is_eroded_and_averaged_in(monkeypatch, em):
+    em(24)
+    seen = []
+
+    def fake_segment(self, image):
+        seen.append(image.shape[:2])
+        probabilities = np.zeros((2, *image.shape[:2]), np.float32)
+        if len(seen) == 2:  # only the context view takes the left half for an occluder
+            probabilities[0, :, : image.shape[1] // 2] = 1
+        return probabilities
+
+    monkeypatch.setattr(ModelDetector, "_segment", fake_segment)
+    result = ModelDetector(_tiny_model(), threshold=0.4)(np.zeros((100, 200, 3), np.uint8))
+    assert seen == [(100, 200), (50, 100)]
+    np.testing.assert_allclose(result.probability[:, :94], 0.5)
+    assert result.mask[:, :94].all()
+    # eroded by CONTEXT_ERODE = 2 of its pixels, the context view ends 4 px short of its edge at x = 100
+    assert not result.mask[:, 96:].any() and not result.probability[:, 97:].any()
 
 
 def test_threshold_and_dilation(monkeypatch):

@@ -46,6 +46,16 @@ def test_a_300_dpi_page_quickly():
     assert abs(estimate / 50 - 1) <= 0.25
 
 
+def test_a_page_with_a_line_or_two():
+    # the ink is a few thousandths of the page: a threshold over all of it would split the paper's noise
+    ratios = []
+    for seed in range(40):
+        sample = render("docs", np.random.default_rng(seed), size=21, canvas=(1754, 1240))  # A4 at 150 dpi
+        if sample.text.count("\n") < 3:
+            ratios.append(estimate_text_height(sample.image) / sample.text_height)
+    assert len(ratios) >= 5 and np.all(np.abs(np.array(ratios) - 1) <= 0.25), np.round(ratios, 2)
+
+
 def test_no_text():
     assert estimate_text_height(np.full((50, 80, 3), 200, np.uint8)) is None
     assert estimate_text_height(np.zeros((0, 0, 3), np.uint8)) is None

@@ -124,10 +124,11 @@ def test_resume_after_interrupt_is_bit_identical(tmp_path, monkeypatch):
         assert [row["step"] for row in csv.DictReader(f)] == ["2", "4"]
 
 
-def test_resume_refuses_another_run(tmp_path):
+@pytest.mark.parametrize("change", [{"lr": 1e-3}, {"scale_jitter": 0.2}])
+def test_resume_refuses_another_run(tmp_path, change):
     train_detector(tmp_path, **{**RUN, "steps": 2})
     with pytest.raises(ValueError, match="another run"):
-        train_detector(tmp_path, **{**RUN, "lr": 1e-3})
+        train_detector(tmp_path, **{**RUN, **change})
 
 
 def test_ship_writes_the_pipeline_default(tmp_path, monkeypatch):

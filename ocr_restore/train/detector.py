@@ -38,7 +38,9 @@ from .loop import CsvLog, load_checkpoint, resolve_device, run_steps, save_check
 __all__ = ["detector_target", "DetectorCrops", "detector_loss", "validate", "train_detector", "evaluate_detector", "time_page"]
 
 WARMUP = 200  # steps of linear learning-rate warm-up before the cosine decay
-SCALE_JITTER = 0.4  # crops' em within TEXT_HEIGHT * exp(+-0.4): em estimates on occluded images err that much
+# crops' em within TEXT_HEIGHT * exp(+-0.7): em estimates on occluded images err by up to exp(+-0.4), and
+# the detector's context pass (detect.CONTEXT_SCALE) sees text at half the normalised em
+SCALE_JITTER = 0.7
 PAPER_MARGIN = 6  # px (a quarter em): how far a paper-coloured shape is detectable beyond the ink it erased
 
 
@@ -142,6 +144,7 @@ def train_detector(
     crop: tuple[int, int] = (96, 160),
     clean_share: float = 0.25,
     val_size: int = 256,
+    scale_jitter: float = SCALE_JITTER,
     init: str | Path | None = None,
     ship: bool = False,
 ) -> Path:
@@ -163,7 +166,8 @@ def train_detector(
         model = SegUNet(CONFIGS[config] if isinstance(config, str) else config).to(device)
     # what defines the run: resuming with other values would silently mix two runs
     run = {"config": dataclasses.asdict(model.config), "batch_size": batch_size, "lr": lr, "seed": seed,
-           "kinds": list(kinds), "crop": list(crop), "clean_share": clean_share, "init": str(init or "")}
+           "kinds": list(kinds), "crop": list(crop), "clean_share": clean_share,
+           "scale_jitter": scale_jitter, "init": str(init or "")}
     optimiser = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
     checkpoint_path, weights_path = out_dir / "last.pt", out_dir / "detector.safetensors"
     start = 0
@@ -179,9 +183,9 @@ def train_detector(
         print(f"resuming {checkpoint_path} at step {start}")
     log = CsvLog(out_dir / "log.csv", start)
 
-    val = fixed_set(val_size, seed=seed + 1_000_003, kinds=kinds, crop=crop, scale_jitter=SCALE_JITTER)
+    val = fixed_set(val_size, seed=seed + 1_000_003, kinds=kinds, crop=crop, scale_jitter=scale_jitter)
     loader = DataLoader(
-        DetectorCrops(SyntheticCrops(kinds=kinds, crop=crop, scale_jitter=SCALE_JITTER), seed, clean_share),
+        DetectorCrops(SyntheticCrops(kinds=kinds, crop=crop, scale_jitter=scale_jitter), seed, clean_share),
         batch_size=batch_size,
         sampler=range(start * batch_size, steps * batch_size),
         num_workers=num_workers,

@@ -139,6 +139,10 @@ def test_context_view_at_half_the_scale_is_eroded_and_averaged_in(monkeypatch, e
     # eroded by CONTEXT_ERODE = 2 of its pixels, the context view ends 4 px short of its edge at x = 100
     assert not result.mask[:, 96:].any() and not result.probability[:, 97:].any()
 
+    seen.clear()  # a line crop: the fine view sees it whole, and there is no context view
+    assert not ModelDetector(_tiny_model(), threshold=0.4)(np.zeros((60, 200, 3), np.uint8)).mask.any()
+    assert seen == [(60, 200)]
+
 
 def test_threshold_and_dilation(monkeypatch):
     occluder, paper = np.zeros((2, 20, 20), np.float32)

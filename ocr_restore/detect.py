@@ -16,21 +16,21 @@ with the text misleads the text-height estimate, so the em is measured again
 without what the first pass found, and the model runs again when the two differ
 by more than RESCALE.
 
-Each pass averages the model's probabilities at the normalised em with a
-context view at CONTEXT_SCALE of it, which sees twice as far: the inside of a
-shape several em wide looks like plain ground to a network that sees too
-little around it; and where the views disagree, the average is unsure, so a
-false alarm of one view alone is dropped. The context view's coarse edges are eroded
-first, as they would widen the mask into the visible text around a shape
-(un-eroded, with run-2 weights, they took the end-to-end CER ratio on a tuning
-set from 1.05 to 1.12). A word or a line crop (shorter side under CONTEXT_MIN_SIDE at the
-normalised scale) the fine view sees whole, and a context view of it is a few
-pixels high: there it is skipped. On the tuning sets (seed 1100, 40 images per
-kind, run-3 weights, which were trained at such small ems too) the context view
-raised IoU from 0.717 to 0.722 and precision from 0.859 to 0.890 (recall went
-from 0.813 to 0.793), and cut false positives on clean images from 0.090 to
-0.072 per text pixel; with PConv on 150 documents it brought the end-to-end CER
-ratio from 1.054 to 1.045.
+Each pass averages the model's probabilities at the normalised em with a context
+view at CONTEXT_SCALE of it, which sees twice as far: the inside of a shape
+several em wide looks like plain ground to a network that sees too little around
+it; and where the views disagree, the average is unsure, so a false alarm of one
+view alone is dropped. The context view's coarse edges are eroded first, as they
+would widen the mask into the visible text around a shape (un-eroded, with run-2
+weights, they took the end-to-end CER ratio on a tuning set from 1.05 to 1.12).
+A word or a line crop (shorter side under CONTEXT_MIN_SIDE at the normalised
+scale) the fine view sees whole, and a context view of it is a few pixels high:
+there it is skipped. On the tuning sets (seed 1100, 40 images per kind, run-3
+weights, which were trained at such small ems too) the context view raised IoU
+from 0.717 to 0.722 and precision from 0.859 to 0.890 (recall went from 0.813 to
+0.793), and cut false positives on clean images from 0.090 to 0.072 per text
+pixel; with PConv on 150 documents it brought the end-to-end CER ratio from
+1.054 to 1.036.
 """
 
 from dataclasses import dataclass

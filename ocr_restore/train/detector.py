@@ -39,7 +39,7 @@ __all__ = ["detector_target", "DetectorCrops", "detector_loss", "validate", "tra
 
 WARMUP = 200  # steps of linear learning-rate warm-up before the cosine decay
 # crops' em within TEXT_HEIGHT * exp(+-0.7): em estimates on occluded images err by up to exp(+-0.4), and
-# the detector's context pass (detect.CONTEXT_SCALE) sees text at half the normalised em
+# the detector's context view (detect.CONTEXT_SCALE) sees text at half the normalised em
 SCALE_JITTER = 0.7
 PAPER_MARGIN = 6  # px (a quarter em): how far a paper-coloured shape is detectable beyond the ink it erased
 
@@ -151,7 +151,8 @@ def train_detector(
     """Train a SegUNet detector in `out_dir`, resuming from out_dir/last.pt if it is there.
 
     config: a SegUNetConfig or a name in seg_unet.CONFIGS, or with `init` (a weights
-    file to fine-tune) that file's config. device: "auto" takes CUDA when there is one. Writes last.pt, log.csv (one row per validation) and
+    file to fine-tune) that file's config. scale_jitter: crops' em lies within
+    TEXT_HEIGHT * exp(+-scale_jitter). device: "auto" takes CUDA when there is one. Writes last.pt, log.csv (one row per validation) and
     detector.safetensors (after every validation and at the end); with `ship`,
     copies the final weights to models/detector.safetensors, the pipeline's
     default. Returns the path of the weights written.

@@ -194,7 +194,8 @@ class ModelDetector(Detector):
             kernel = np.ones((2 * CONTEXT_ERODE + 1,) * 2, np.uint8)
             size = normalised.shape[:2]
             probabilities = (probabilities + np.stack([_resize(cv2.erode(c, kernel), size) for c in context])) / 2
-        return _resize(probabilities[0], image.shape[:2]), _resize(probabilities[1], image.shape[:2])
+        occluder, paper = (_resize(p, image.shape[:2]) for p in probabilities)
+        return occluder, paper
 
 
 class ClassicalDetector(Detector):

@@ -152,10 +152,11 @@ def train_detector(
 
     config: a SegUNetConfig or a name in seg_unet.CONFIGS, or with `init` (a weights
     file to fine-tune) that file's config. scale_jitter: crops' em lies within
-    TEXT_HEIGHT * exp(+-scale_jitter). device: "auto" takes CUDA when there is one. Writes last.pt, log.csv (one row per validation) and
-    detector.safetensors (after every validation and at the end); with `ship`,
-    copies the final weights to models/detector.safetensors, the pipeline's
-    default. Returns the path of the weights written.
+    TEXT_HEIGHT * exp(+-scale_jitter). device: "auto" takes CUDA when there is one.
+    Writes last.pt, log.csv (one row per validation) and detector.safetensors
+    (after every validation and at the end); with `ship`, copies the final weights
+    to models/detector.safetensors, the pipeline's default. Returns the path of
+    the weights written.
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -33,7 +33,8 @@ test: setup
 	$(PYTHON) -m pytest -q
 
 # The standard benchmark: fixed-seed evaluation sets the models never trained on (see models/README.md).
-# It measures the PConv inpainter against OpenCV's, whatever `auto` picks today.
+# It measures the PConv inpainter against OpenCV's, whatever `auto` picks today, and then the default
+# pipeline end to end (detector, `auto` inpainter, the confident reading).
 REAL := ../shared/data/real
 eval/docs:
 	ocr-restore synth $@ --kind docs --n 300 --seed 1000
@@ -45,6 +46,8 @@ bench: setup eval/docs eval/sroie
 	ocr-restore bench eval/sroie/occluded --masks eval/sroie/mask --clean eval/sroie/clean -o eval/sroie/report --workers 2 --ignore-case --inpainter pconv
 	ocr-restore bench eval/docs/occluded --clean eval/docs/clean -o eval/docs/report-detected --workers 2 --inpainter pconv
 	ocr-restore bench-detector -o eval/detector --n 100 --seed 2000
+	ocr-restore bench eval/docs/occluded --clean eval/docs/clean -o eval/docs/report-default --workers 2
+	ocr-restore bench eval/sroie/occluded --clean eval/sroie/clean -o eval/sroie/report-default --workers 2 --ignore-case
 
 clean:
 	rm -rf out $(STAMP) .pytest_cache

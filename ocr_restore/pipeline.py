@@ -3,6 +3,12 @@
 `build_pipeline()` composes the three stages once (weights load once per
 process); `Pipeline.run_file()` is what `ocr-restore scan.png`, `batch` and
 `bench` all call for one image.
+
+With reading="confident" (the default) the unrestored input is read as well,
+and a line of it replaces the restored line when Tesseract is clearly more
+confident of it (`ocr.more_confident`): a restoration that smears a letter an
+occluder barely touched then costs nothing. With "restored" only the restored
+image is read, in half the OCR time.
 """
 
 import sys
@@ -17,14 +23,15 @@ from . import detect, inpaint
 from .errors import InputFileError, ModelError
 from .files import read_image, read_mask, read_transcripts
 from .metrics import Score, score
-from .ocr import OcrResult, Word, check_tesseract, recognise, tesseract_version
+from .ocr import OcrResult, Word, check_tesseract, more_confident, recognise, tesseract_version
 
-__all__ = ["Result", "Pipeline", "build_pipeline", "find_transcript"]
+__all__ = ["READINGS", "Result", "Pipeline", "build_pipeline", "find_transcript"]
 
 # What "auto" runs, and the classical stage it falls back to, loudly, when the weights are missing.
 # The inpainter stays OpenCV Telea until the shipped PConv weights beat it on `make bench`;
 # after the first CPU training session they do not yet (models/README.md), so PConv is opt-in.
 AUTO_STAGES = {"detector": ("model", "classical"), "inpainter": ("telea", None)}
+READINGS = ("confident", "restored")
 
 
 @dataclass
@@ -37,7 +44,8 @@ class Result:
     restored: np.ndarray = field(repr=False)  # uint8 HxWx3 RGB
     stages: dict[str, str]  # which detector, inpainter and OCR ran
     seconds: dict[str, float]  # wall time per stage
-    input_text: str | None = None  # OCR of the unrestored input, when a transcript asked for the comparison
+    lines_from_input: int = 0  # lines of `text` read from the unrestored input (reading="confident")
+    input_text: str | None = None  # OCR of the unrestored input, when it was read
     accuracy: dict[str, dict[str, float]] | None = None  # {"before": {...}, "after": {...}} against the transcript
 
     def to_json(self) -> dict:
@@ -84,11 +92,13 @@ def _build_stage(kind: str, name: str, warn: Callable[[str], None]):
 class Pipeline:
     """Detector, inpainter and Tesseract, composed once and applied to many images."""
 
-    def __init__(self, detector="auto", inpainter="auto", lang="eng", psm=None, warn=_warn):
+    def __init__(self, detector="auto", inpainter="auto", lang="eng", psm=None, reading="confident", warn=_warn):
+        if reading not in READINGS:
+            raise ValueError(f"unknown reading {reading!r}; choose one of {', '.join(READINGS)}")
         check_tesseract(lang)
         self.detector = _build_stage("detector", detector, warn)
         self.inpainter = _build_stage("inpainter", inpainter, warn)
-        self.lang, self.psm = lang, psm
+        self.lang, self.psm, self.reading = lang, psm, reading
 
     def restore(self, image: np.ndarray, mask: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, str, dict]:
         """Detect (unless `mask` is given) and inpaint: (mask, restored, detector name, seconds per stage)."""
@@ -107,25 +117,32 @@ class Pipeline:
         return mask, restored, detector_name, seconds
 
     def __call__(self, image: np.ndarray, mask: np.ndarray | None = None, transcript: str | None = None) -> Result:
-        """Restore and read one RGB image; with `transcript`, also read the input and score both."""
+        """Restore and read one RGB image; with `transcript`, also score the input's reading and ours."""
         mask, restored, detector_name, seconds = self.restore(image, mask)
 
         start = time.perf_counter()
         ocr: OcrResult = recognise(restored, self.lang, self.psm)
         seconds["ocr"] = time.perf_counter() - start
+        input_ocr = None if mask.any() else ocr  # without holes the input is the image just read
+        lines_from_input = 0
+        if input_ocr is None and (self.reading == "confident" or transcript is not None):
+            start = time.perf_counter()
+            input_ocr = recognise(image, self.lang, self.psm)
+            seconds["ocr_input"] = time.perf_counter() - start
+            if self.reading == "confident":
+                ocr, lines_from_input = more_confident(ocr, input_ocr)
 
         stages = {
             "detector": detector_name,
             "inpainter": self.inpainter.name,
             "ocr": f"tesseract {tesseract_version()} lang={self.lang} psm={ocr.psm}",
+            "reading": self.reading,
         }
-        result = Result(ocr.text, ocr.words, mask, restored, stages, seconds)
+        result = Result(ocr.text, ocr.words, mask, restored, stages, seconds, lines_from_input,
+                        input_ocr.text if input_ocr else None)
         if transcript is not None:
-            start = time.perf_counter()
-            result.input_text = recognise(image, self.lang, self.psm).text if mask.any() else ocr.text
-            seconds["ocr_input"] = time.perf_counter() - start
             result.accuracy = {
-                "before": _rates(score(transcript, result.input_text)),
+                "before": _rates(score(transcript, input_ocr.text)),
                 "after": _rates(score(transcript, ocr.text)),
             }
         return result
@@ -143,6 +160,8 @@ class Pipeline:
         return result
 
 
-def build_pipeline(detector: str = "auto", inpainter: str = "auto", lang: str = "eng", psm: int | None = None) -> Pipeline:
-    """The default pipeline: the shipped detector (falling back loudly to the classical one) and the AUTO_STAGES inpainter."""
-    return Pipeline(detector, inpainter, lang, psm)
+def build_pipeline(detector: str = "auto", inpainter: str = "auto", lang: str = "eng", psm: int | None = None,
+                   reading: str = "confident") -> Pipeline:
+    """The default pipeline: the shipped detector (falling back loudly to the classical one), the AUTO_STAGES
+    inpainter, and the more confident reading of the restored image and the input, line by line."""
+    return Pipeline(detector, inpainter, lang, psm, reading)

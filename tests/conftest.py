@@ -21,6 +21,13 @@ def render_line(text: str = LINE, size: int = 32) -> np.ndarray:
     return np.asarray(image).copy()
 
 
+def render_lines(*texts: str, size: int = 32) -> np.ndarray:
+    """`render_line` of each text, stacked and padded on the right with paper to the widest."""
+    lines = [render_line(text, size) for text in texts]
+    width = max(line.shape[1] for line in lines)
+    return np.concatenate([np.pad(line, ((0, 0), (0, width - line.shape[1]), (0, 0)), constant_values=255) for line in lines])
+
+
 def stroke_over(image: np.ndarray, colour=(200, 30, 30), thickness: int = 5) -> tuple[np.ndarray, np.ndarray]:
     """A diagonal marker stroke across the text; returns the occluded image and its exact mask."""
     occluded = image.copy()

@@ -34,7 +34,7 @@ def test_single_image_prints_text_and_writes_outputs(occluded_folder, tmp_path):
     assert result.exit_code == 0, result.output
     assert "42" in result.stdout  # Telea may blur letters under the stroke
     assert "-- accuracy: CER" in result.stdout  # a.gt.txt sits beside the image
-    assert "detector=given mask inpainter=telea" in result.stderr
+    assert "detector=given mask inpainter=telea reading=confident" in result.stderr
     out = tmp_path / "out"
     assert sorted(p.name for p in out.iterdir()) == ["a.json", "a.mask.png", "a.restored.png", "a.txt"]
     record = json.loads((out / "a.json").read_text())
@@ -52,6 +52,21 @@ def test_json_output(occluded_folder):
     record = json.loads(result.stdout)
     assert record["file"].endswith("b.png") and "Partial" in record["text"]
     assert record["stages"]["detector"] == "classical"
+
+
+def test_reading_restored_reads_the_restored_image_only(occluded_folder):
+    result = invoke(occluded_folder / "b.png", "--json", "--reading", "restored", *CLASSICAL)
+    assert result.exit_code == 0, result.output
+    record = json.loads(result.stdout)
+    assert record["stages"]["reading"] == "restored" and record["lines_from_input"] == 0
+    assert record["input_text"] and record["accuracy"]["before"]  # b.gt.txt asks for the input's reading, to score it
+
+
+def test_the_command_offers_the_library_choices():
+    from ocr_restore import cli, detect, inpaint, pipeline
+
+    assert cli.DETECTORS[1:] == detect.DETECTORS and cli.INPAINTERS[1:] == inpaint.INPAINTERS
+    assert cli.READINGS == pipeline.READINGS
 
 
 def test_mask_of_the_wrong_size_is_a_clear_error(occluded_folder, tmp_path):
@@ -146,7 +161,7 @@ def test_bench_writes_every_variant(occluded_folder, tmp_path):
                     "--clean", tmp_path / "clean", *CLASSICAL)
     assert result.exit_code == 0, result.output
     summary = pd.read_csv(report / "summary.csv", index_col="variant")
-    assert list(summary.index) == ["occluded", "restored", "telea", "ns", "clean"]
+    assert list(summary.index) == ["occluded", "restored", "confident", "telea", "ns", "clean"]
     assert {"cer", "wer", "word_accuracy", "recovered"} <= set(summary.columns)
     assert summary.at["clean", "cer"] <= summary.at["occluded", "cer"]
     assert len(pd.read_csv(report / "report.csv")) == 3

@@ -7,9 +7,9 @@ import pytest
 
 from ocr_restore.errors import MissingDependencyError
 from ocr_restore.metrics import score
-from ocr_restore.ocr import check_tesseract, recognise
+from ocr_restore.ocr import OcrResult, Word, check_tesseract, more_confident, recognise
 
-from .conftest import LINE, render_line
+from .conftest import LINE, render_line, render_lines
 
 pytestmark = pytest.mark.skipif(shutil.which("tesseract") is None, reason="tesseract is not installed")
 
@@ -43,3 +43,35 @@ def test_blank_image_gives_empty_text():
 def test_missing_language_data_is_a_clear_error():
     with pytest.raises(MissingDependencyError, match="tesseract-ocr-xyz"):
         check_tesseract("eng+xyz")
+
+
+def test_words_know_their_line():
+    two_lines = render_lines("Partial convolution", "Receipt total 9.99")
+    result = recognise(two_lines)
+    assert len(result.lines()) == 2
+    assert [" ".join(w.text for w in line) for line in result.lines()] == result.text.split("\n")
+
+
+def reading(*lines: list[tuple[str, float]]) -> OcrResult:
+    words = [Word(text, confidence, (0, 0, 1, 1), i) for i, line in enumerate(lines) for text, confidence in line]
+    return OcrResult("\n".join(" ".join(text for text, _ in line) for line in lines), words)
+
+
+def test_a_line_is_read_from_the_input_only_when_clearly_more_confident():
+    restored = reading([("Total", 90), ("9.9", 40)], [("Cash", 80)], [("Change", 70)])
+    original = reading([("Total", 91), ("9.99", 96)], [("Cash", 82)], [("Chan", 20), ("-ge", -1)])
+    chosen, from_original = more_confident(restored, original, margin=5)
+    assert chosen.text == "Total 9.99\nCash\nChange"
+    assert from_original == 1
+    assert [w.line for w in chosen.words] == [0, 0, 1, 2]
+    assert more_confident(restored, original, margin=50)[0].text == restored.text
+
+
+def test_readings_of_different_layouts_are_compared_whole():
+    restored = reading([("Total", 40), ("9.99", 40)])
+    original = reading([("Total", 95)], [("9.99", 95)])
+    assert more_confident(restored, original) == (original, 2)
+    assert more_confident(original, restored) == (original, 0)
+    empty = OcrResult("")
+    assert more_confident(empty, original) == (original, 2)
+    assert more_confident(original, empty) == (original, 0)

@@ -1,0 +1,38 @@
+"""The pipeline's reading: restored, or the more confident of the restored and the input, line by line."""
+
+import shutil
+
+import numpy as np
+import pytest
+
+from ocr_restore.pipeline import Pipeline
+
+from .conftest import render_line, render_lines
+
+pytestmark = pytest.mark.skipif(shutil.which("tesseract") is None, reason="tesseract is not installed")
+
+
+def test_a_restoration_that_erases_readable_text_does_not_cost_the_reading():
+    # a mask over a word nothing covers: Telea smears it away, but the input still reads it
+    image = render_lines("Partial convolution", "Receipt total 9.99")
+    mask = np.zeros(image.shape[:2], bool)
+    half = image.shape[0] // 2
+    mask[half:, int(0.55 * image.shape[1]):] = True
+    restored_only = Pipeline("classical", "telea", reading="restored")(image, mask)
+    confident = Pipeline("classical", "telea", reading="confident")(image, mask)
+    assert "9.99" not in restored_only.text and restored_only.lines_from_input == 0
+    assert restored_only.input_text is None  # the input was not read
+    assert confident.text.split("\n")[-1] == "Receipt total 9.99"
+    assert confident.lines_from_input == 1 and confident.input_text == confident.text
+    assert "Partial convolution" in confident.text
+
+
+def test_without_holes_the_image_is_read_once():
+    image = render_line("Partial convolution")
+    result = Pipeline("classical", "telea")(image, np.zeros(image.shape[:2], bool))
+    assert "ocr_input" not in result.seconds and result.input_text == result.text == "Partial convolution"
+
+
+def test_an_unknown_reading_is_refused():
+    with pytest.raises(ValueError, match="unknown reading 'best'"):
+        Pipeline("classical", "telea", reading="best")

@@ -2,7 +2,11 @@
 
 Tesseract reads best with an x-height of 20-30 px and a margin of background
 around the text, so small crops are upscaled and every image is padded with its
-own border colour before it is handed over.
+own border colour before it is handed over. It is handed over in grey levels:
+given colour, Tesseract's Otsu binarisation takes one threshold per channel, and
+coloured text on a coloured ground falls apart. On 150 synthetic scene words
+(seed 1100, clean) luminance alone took the CER from 0.348 to 0.188; on receipts
+from 0.183 to 0.171, and documents were unchanged (0.076).
 
 Restoring can also cost a reading: a fill smeared over a letter that an
 occluder barely touched reads worse than the letter did. `more_confident()`
@@ -105,16 +109,15 @@ def check_tesseract(lang: str) -> None:
 
 
 def _prepare(image: np.ndarray, em: float | None) -> tuple[np.ndarray, float, int]:
-    """Upscale small text and pad with the border colour; return the image, its scale and the padding."""
+    """Grey levels, small text upscaled, a border of the paper's grey; return the image, its scale and the padding."""
+    gray = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
     scale = 1.0
     if em is not None and em < MIN_EM:
         scale = min(MIN_EM / em, MAX_UPSCALE)
-        image = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_CUBIC)
-    border = np.concatenate([image[0], image[-1], image[:, 0], image[:, -1]])
-    colour = [int(c) for c in np.median(border, axis=0)]
+        gray = cv2.resize(gray, None, fx=scale, fy=scale, interpolation=cv2.INTER_CUBIC)
+    border = int(np.median(np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]])))
     pad = int(max(10, 0.5 * (em or 0) * scale))
-    image = cv2.copyMakeBorder(image, pad, pad, pad, pad, cv2.BORDER_CONSTANT, value=colour)
-    return image, scale, pad
+    return cv2.copyMakeBorder(gray, pad, pad, pad, pad, cv2.BORDER_CONSTANT, value=border), scale, pad
 
 
 def _is_blank(image: np.ndarray) -> bool:

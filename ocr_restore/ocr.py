@@ -14,7 +14,9 @@ keeps, line by line, the restored reading unless the unrestored input's reads
 with clearly more confidence.
 """
 
+import contextlib
 import functools
+import os
 import shutil
 from dataclasses import dataclass, field, replace
 
@@ -120,6 +122,24 @@ def _prepare(image: np.ndarray, em: float | None) -> tuple[np.ndarray, float, in
     return cv2.copyMakeBorder(gray, pad, pad, pad, pad, cv2.BORDER_CONSTANT, value=border), scale, pad
 
 
+@contextlib.contextmanager
+def _one_openmp_thread():
+    """OMP_THREAD_LIMIT=1 for the Tesseract started inside, unless the user (or `batch`) set a limit.
+
+    Tesseract's nested OpenMP loops start far more threads than there are cores: on the 2-core
+    machine an A4 page took 26 s unlimited and 3.7 s on one thread (tesseract-ocr/tesseract#3109);
+    OCRmyPDF limits it the same way. Only for the call: set while torch loads, it would bind torch too.
+    """
+    if "OMP_THREAD_LIMIT" in os.environ:
+        yield
+        return
+    os.environ["OMP_THREAD_LIMIT"] = "1"
+    try:
+        yield
+    finally:
+        del os.environ["OMP_THREAD_LIMIT"]
+
+
 def _is_blank(image: np.ndarray) -> bool:
     """No two grey levels far apart once speckle noise is filtered out."""
     gray = cv2.medianBlur(cv2.cvtColor(image, cv2.COLOR_RGB2GRAY), 3)
@@ -147,9 +167,10 @@ def recognise(image: np.ndarray, lang: str = "eng", psm: int | None = None, time
     psm = psm if psm is not None else _auto_psm(image, em)
     prepared, scale, pad = _prepare(image, em)
     try:
-        data = pytesseract.image_to_data(
-            prepared, lang=lang, config=f"--psm {psm}", output_type=pytesseract.Output.DICT, timeout=timeout
-        )
+        with _one_openmp_thread():
+            data = pytesseract.image_to_data(
+                prepared, lang=lang, config=f"--psm {psm}", output_type=pytesseract.Output.DICT, timeout=timeout
+            )
     except RuntimeError as e:  # pytesseract's timeout
         raise OcrError(f"Tesseract timed out after {timeout:.0f} s") from e
     except pytesseract.TesseractError as e:

@@ -86,3 +86,23 @@ def test_scene_words_on_coloured_grounds_are_read():
         sample = render("scene", np.random.default_rng(seed))
         total += score(sample.text, recognise(sample.image).text, ignore_case=True, alnum_only=True)
     assert total.cer < 0.33
+
+
+def test_tesseract_runs_on_one_openmp_thread_unless_a_limit_is_set(monkeypatch, line_image):
+    import os
+
+    import pytesseract
+
+    seen, image_to_data = [], pytesseract.image_to_data
+
+    def spy(*args, **kwargs):
+        seen.append(os.environ.get("OMP_THREAD_LIMIT"))
+        return image_to_data(*args, **kwargs)
+
+    monkeypatch.setattr(pytesseract, "image_to_data", spy)
+    monkeypatch.delenv("OMP_THREAD_LIMIT", raising=False)
+    recognise(line_image)
+    assert seen == ["1"] and "OMP_THREAD_LIMIT" not in os.environ  # torch, loaded later, keeps its threads
+    monkeypatch.setenv("OMP_THREAD_LIMIT", "2")
+    recognise(line_image)
+    assert seen[-1] == "2"

@@ -54,6 +54,12 @@ class OcrResult:
     words: list[Word] = field(default_factory=list)
     psm: int = 3
 
+    @classmethod
+    def from_lines(cls, lines: list[list[Word]], psm: int) -> "OcrResult":
+        """The reading of these lines of words, each word numbered with its line."""
+        words = [replace(w, line=i) for i, line in enumerate(lines) for w in line]
+        return cls("\n".join(" ".join(w.text for w in line) for line in lines), words, psm)
+
     def lines(self) -> list[list[Word]]:
         """The words of each line of `text`, in order."""
         lines = [[] for _ in self.text.split("\n")] if self.text else []
@@ -81,9 +87,7 @@ def more_confident(restored: OcrResult, original: OcrResult, margin: float = CON
         return restored, 0
     take = [_confidence(b) > _confidence(a) + margin for a, b in zip(ours, theirs)]
     chosen = [b if t else a for a, b, t in zip(ours, theirs, take)]
-    words = [replace(w, line=i) for i, line in enumerate(chosen) for w in line]
-    text = "\n".join(" ".join(w.text for w in line) for line in chosen)
-    return OcrResult(text, words, restored.psm), sum(take)
+    return OcrResult.from_lines(chosen, restored.psm), sum(take)
 
 
 @functools.cache
@@ -177,16 +181,14 @@ def recognise(image: np.ndarray, lang: str = "eng", psm: int | None = None, time
         if "Empty page" in str(e):
             return OcrResult("", [], psm)
         raise OcrError(f"Tesseract failed (status {e.status}): {e.message}") from e
-    lines: dict[tuple[int, int, int], list[str]] = {}  # in reading order
-    words = []
+    lines: dict[tuple[int, int, int], list[Word]] = {}  # in reading order
     for i, token in enumerate(data["text"]):
         token = token.strip()
         if not token:
             continue
         key = (data["block_num"][i], data["par_num"][i], data["line_num"][i])
-        lines.setdefault(key, []).append(token)
         x0 = (data["left"][i] - pad) / scale
         y0 = (data["top"][i] - pad) / scale
         box = (x0, y0, x0 + data["width"][i] / scale, y0 + data["height"][i] / scale)
-        words.append(Word(token, float(data["conf"][i]), tuple(int(round(v)) for v in box), list(lines).index(key)))
-    return OcrResult("\n".join(" ".join(tokens) for tokens in lines.values()), words, psm)
+        lines.setdefault(key, []).append(Word(token, float(data["conf"][i]), tuple(int(round(v)) for v in box)))
+    return OcrResult.from_lines(list(lines.values()), psm)

@@ -261,15 +261,17 @@ def train_inpainter_command(out_dir, steps_phase1, steps_phase2, data, vgg_weigh
 @click.option("--clean-share", type=click.FloatRange(0, 1), default=0.25, show_default=True,
               help="Share of training crops left unoccluded, so that text alone is not flagged.")
 @scale_jitter_option(0.7)
+@click.option("--tight-share", type=click.FloatRange(0, 1), default=0.5, show_default=True,
+              help="Share of training crops that are words, lines or paragraphs at their own extent, padded or cut to the crop.")
 @click.option("--ship", is_flag=True, help="Copy the final weights to models/detector.safetensors.")
 @training_options
-def train_detector_command(out_dir, steps, lr, clean_share, scale_jitter, ship, seed, device, workers, batch_size, config,
-                           init):
+def train_detector_command(out_dir, steps, lr, clean_share, scale_jitter, tight_share, ship, seed, device, workers,
+                           batch_size, config, init):
     """Train the occluder segmentation U-Net."""
     from .train.detector import train_detector
 
     train_detector(out_dir, steps, batch_size, lr, config, seed, device=device, num_workers=workers,
-                   clean_share=clean_share, scale_jitter=scale_jitter, init=init, ship=ship)
+                   clean_share=clean_share, scale_jitter=scale_jitter, tight_share=tight_share, init=init, ship=ship)
 
 
 @train.command("features")
@@ -290,14 +292,19 @@ def train_features_command(out, steps, seed):
 @click.option("--detector", type=click.Choice(DETECTORS[1:]), default="model", show_default=True)
 @click.option("--n", type=click.IntRange(1), default=100, show_default=True, help="Images per kind (docs, receipts, scene).")
 @click.option("--seed", type=int, default=2000, show_default=True, help="Fixed evaluation seed (training never draws it).")
-def bench_detector(report_dir, detector, n, seed):
+@click.option("--clean-real", "real_dirs", multiple=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="A folder of clean real text images: report the pixels flagged on them (repeatable).")
+def bench_detector(report_dir, detector, n, seed, real_dirs):
     """Occluder-mask quality near text (IoU, recall, precision) per kind, shape and colour, and ms per 300-dpi page."""
+    import pandas as pd
+
     from .detect import build_detector
     from .files import write_text
-    from .train.detector import evaluate_detector, time_page
+    from .train.detector import evaluate_detector, false_positives_on_real, time_page
 
     found = build_detector(detector)
     table = evaluate_detector(found, n=n, seed=seed)
+    real = pd.DataFrame([false_positives_on_real(found, folder) for folder in real_dirs])
     page_ms = time_page(found)
     report_dir.mkdir(parents=True, exist_ok=True)
     table.to_csv(report_dir / "detector.csv", index=False)
@@ -305,7 +312,11 @@ def bench_detector(report_dir, detector, n, seed):
     by_kind = table[(table["kind"] == "all") & (table["group"] != "all")][["group", "value", "iou", "recall", "precision", "pixels"]]
     markdown = (f"# Detector benchmark ({found.name}, {n} images per kind, seed {seed})\n\n"
                 + overall.to_markdown(index=False, floatfmt=".4f")
-                + "\n\nPer shape, style and colour (all kinds):\n\n" + by_kind.to_markdown(index=False, floatfmt=".4f")
-                + f"\n\nA4 page at 300 dpi: {page_ms:.0f} ms\n")
+                + "\n\nPer shape, style and colour (all kinds):\n\n" + by_kind.to_markdown(index=False, floatfmt=".4f"))
+    if real_dirs:
+        real.to_csv(report_dir / "real.csv", index=False)
+        markdown += ("\n\nPixels flagged on clean real images, per ink pixel:\n\n"
+                     + real.to_markdown(index=False, floatfmt=".4f"))
+    markdown += f"\n\nA4 page at 300 dpi: {page_ms:.0f} ms\n"
     write_text(report_dir / "detector.md", markdown)
     click.echo(markdown)

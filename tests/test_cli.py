@@ -14,6 +14,8 @@ from ocr_restore import batch as batch_module
 from ocr_restore import files
 from ocr_restore.cli import main
 
+from .conftest import render_line, stroke_over
+
 pytestmark = pytest.mark.skipif(shutil.which("tesseract") is None, reason="tesseract is not installed")
 
 CLASSICAL = ["--detector", "classical", "--inpainter", "telea"]
@@ -170,6 +172,19 @@ def test_bench_writes_every_variant(occluded_folder, tmp_path):
     assert (report / "examples.png").stat().st_size > 10_000
 
 
+def test_bench_detector_reports_pixels_flagged_on_clean_real_images(tmp_path):
+    clean = tmp_path / "clean"
+    clean.mkdir()
+    files.write_image(clean / "line.png", render_line(size=24))
+    report = tmp_path / "detector"
+    result = invoke("bench-detector", "-o", report, "--detector", "classical", "--n", 1, "--clean-real", clean)
+    assert result.exit_code == 0, result.output
+    real = pd.read_csv(report / "real.csv").iloc[0]
+    assert real.set == str(clean) and real.images == 1 and real.fp_per_ink < 0.05
+    assert "per ink pixel" in (report / "detector.md").read_text()
+    assert set(pd.read_csv(report / "detector.csv").kind) == {"all", "docs", "receipts", "scene"}
+
+
 def test_bench_reads_a_tsv_of_transcripts(occluded_folder, tmp_path):
     tsv = tmp_path / "gt.tsv"
     tsv.write_text("a.png\tHello world 42\nb.png\tPartial convolution\n")
@@ -183,8 +198,6 @@ def test_bench_reads_a_tsv_of_transcripts(occluded_folder, tmp_path):
 @pytest.mark.parametrize("size", ["word", "page"])
 def test_a_20_pixel_word_and_an_a4_page_at_300_dpi(tmp_path, size):
     from ocr_restore.metrics import score
-
-    from .conftest import render_line, stroke_over
 
     if size == "word":
         image, expected = render_line("Hello", size=12), "Hello"

@@ -11,8 +11,9 @@ from ocr_restore.data import SyntheticCrops
 from ocr_restore.detect import ClassicalDetector, Detection, Detector, build_detector
 from ocr_restore.train import detector as training
 from ocr_restore.nn.seg_unet import load_seg_unet
+from ocr_restore.files import write_image
 from ocr_restore.train.detector import (PAPER_MARGIN, DetectorCrops, detector_loss, detector_target, evaluate_detector,
-                                        train_detector)
+                                        false_positives_on_real, train_detector)
 
 RUN = dict(steps=4, batch_size=2, lr=1e-2, config="tiny", seed=3, val_every=2, ckpt_every=2, crop=(32, 48), val_size=4)
 
@@ -208,3 +209,24 @@ def test_evaluation_runs_a_real_detector():
     table = evaluate_detector(ClassicalDetector(), kinds=("receipts",), n=2, seed=1)
     overall = _overall(table)
     assert 0 <= overall.iou <= 1 and overall.ms > 0 and overall.fp_clean >= 0
+
+
+def test_false_positives_on_real_images_count_per_ink_pixel(tmp_path):
+    for name, ink in (("dark-on-light.png", (0, 0, 0)), ("light-on-dark.png", (255, 255, 255))):
+        image = np.full((50, 100, 3), 255 - np.array(ink), np.uint8)
+        image[10:20, 10:30] = ink  # 200 ink pixels, on either side of the Otsu threshold
+        write_image(tmp_path / name, image)
+
+    class FlagACorner(Detector):
+        def __init__(self, pixels):
+            super().__init__()
+            self.pixels = pixels
+
+        def probabilities(self, image):
+            occluder = np.zeros(image.shape[:2], np.float32)
+            occluder.flat[: self.pixels] = 1
+            return occluder, np.zeros_like(occluder)
+
+    found = false_positives_on_real(FlagACorner(50), tmp_path)
+    assert found == {"set": str(tmp_path), "images": 2, "fp_per_ink": 0.25, "images_flagged": 1.0}
+    assert false_positives_on_real(FlagACorner(0), tmp_path)["images_flagged"] == 0

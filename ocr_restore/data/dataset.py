@@ -20,6 +20,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch.utils.data import IterableDataset, get_worker_info
 
 from ..files import find_images, read_image
@@ -27,7 +28,7 @@ from ..textscale import TEXT_HEIGHT, estimate_text_height
 from .occlude import Occlusion, occlude
 from .render import KINDS, TextImage, from_image, render
 
-__all__ = ["SyntheticCrops", "FolderCrops", "fixed_set", "to_item"]
+__all__ = ["SyntheticCrops", "FolderCrops", "fit_crop", "fixed_set", "to_item"]
 
 
 def to_item(sample: TextImage, occlusion: Occlusion) -> dict[str, torch.Tensor]:
@@ -58,6 +59,7 @@ class SyntheticCrops(IterableDataset):
         coverage: tuple[float, float] = (0.01, 0.4),
         seed: int = 0,
         scale_jitter: float = 0.1,
+        tight_share: float = 0.0,
     ):
         unknown = set(kinds) - set(KINDS)
         if unknown:
@@ -68,17 +70,38 @@ class SyntheticCrops(IterableDataset):
         self.seed = seed
         # em size drawn log-uniformly within TEXT_HEIGHT * exp(+-scale_jitter), since estimate_text_height is not exact
         self.scale_jitter = scale_jitter
+        # share of items rendered at their own extent (a word, a line, a paragraph, as users' crops come)
+        # and fitted to the crop by `fit_crop`; the rest are drawn on a canvas of the crop's size
+        self.tight_share = tight_share
 
     def sample(self, rng: np.random.Generator) -> dict[str, torch.Tensor]:
         kind = self.kinds[rng.integers(len(self.kinds))]
         size = int(round(TEXT_HEIGHT * np.exp(rng.uniform(-self.scale_jitter, self.scale_jitter))))
-        text = render(kind, rng, size=size, canvas=self.crop)
-        return to_item(text, occlude(text, rng, rng.uniform(*self.coverage)))
+        tight = rng.random() < self.tight_share
+        text = render(kind, rng, size=size, canvas=None if tight else self.crop)
+        item = to_item(text, occlude(text, rng, rng.uniform(*self.coverage)))
+        return fit_crop(item, self.crop, rng) if tight else item
 
     def __iter__(self):
         rng = _worker_rng(self.seed)
         while True:
             yield self.sample(rng)
+
+
+def fit_crop(item: dict[str, torch.Tensor], crop: tuple[int, int], rng: np.random.Generator) -> dict[str, torch.Tensor]:
+    """Every tensor of `item` cut to `crop` (H, W) at one random place, each side shorter than the
+    crop first padded by edge replication around the centre, as `detect.ModelDetector` pads a word."""
+    height, width = next(iter(item.values())).shape[-2:]
+    pad_y, pad_x = max(0, crop[0] - height), max(0, crop[1] - width)
+    y0 = int(rng.integers(max(0, height - crop[0]) + 1))
+    x0 = int(rng.integers(max(0, width - crop[1]) + 1))
+
+    def fit(t: torch.Tensor) -> torch.Tensor:
+        if pad_y or pad_x:
+            t = F.pad(t[None], (pad_x // 2, pad_x - pad_x // 2, pad_y // 2, pad_y - pad_y // 2), mode="replicate")[0]
+        return t[:, y0 : y0 + crop[0], x0 : x0 + crop[1]].contiguous()
+
+    return {key: fit(t) for key, t in item.items()}
 
 
 class FolderCrops(IterableDataset):

@@ -32,15 +32,20 @@ from tqdm import tqdm
 
 from ..data import KINDS, SyntheticCrops, fixed_set, occlude, render
 from ..detect import DEFAULT_WEIGHTS, Detector
+from ..files import find_images, read_image
 from ..nn.seg_unet import CONFIGS, SegUNet, SegUNetConfig, load_seg_unet, save_seg_unet
 from .loop import CsvLog, load_checkpoint, resolve_device, run_steps, save_checkpoint
 
-__all__ = ["detector_target", "DetectorCrops", "detector_loss", "validate", "train_detector", "evaluate_detector", "time_page"]
+__all__ = ["detector_target", "DetectorCrops", "detector_loss", "validate", "train_detector", "evaluate_detector",
+           "false_positives_on_real", "time_page"]
 
 WARMUP = 200  # steps of linear learning-rate warm-up before the cosine decay
 # crops' em within TEXT_HEIGHT * exp(+-0.7): em estimates on occluded images err by up to exp(+-0.4), and
 # the detector's context view (detect.CONTEXT_SCALE) sees text at half the normalised em
 SCALE_JITTER = 0.7
+# half the crops are words, lines and paragraphs at their own extent, as users' crops come: drawn only
+# on a canvas wider than the text, the model took the coloured ground of a real word crop for a shape
+TIGHT_SHARE = 0.5
 PAPER_MARGIN = 6  # px (a quarter em): how far a paper-coloured shape is detectable beyond the ink it erased
 
 
@@ -145,6 +150,7 @@ def train_detector(
     clean_share: float = 0.25,
     val_size: int = 256,
     scale_jitter: float = SCALE_JITTER,
+    tight_share: float = TIGHT_SHARE,
     init: str | Path | None = None,
     ship: bool = False,
 ) -> Path:
@@ -152,7 +158,8 @@ def train_detector(
 
     config: a SegUNetConfig or a name in seg_unet.CONFIGS, or with `init` (a weights
     file to fine-tune) that file's config. scale_jitter: crops' em lies within
-    TEXT_HEIGHT * exp(+-scale_jitter). device: "auto" takes CUDA when there is one.
+    TEXT_HEIGHT * exp(+-scale_jitter). tight_share: the share of crops rendered at the text's own
+    extent and padded or cut to `crop` (SyntheticCrops). device: "auto" takes CUDA when there is one.
     Writes last.pt, log.csv (one row per validation) and detector.safetensors
     (after every validation and at the end); with `ship`, copies the final weights
     to models/detector.safetensors, the pipeline's default. Returns the path of
@@ -169,7 +176,7 @@ def train_detector(
     # what defines the run: resuming with other values would silently mix two runs
     run = {"config": dataclasses.asdict(model.config), "batch_size": batch_size, "lr": lr, "seed": seed,
            "kinds": list(kinds), "crop": list(crop), "clean_share": clean_share,
-           "scale_jitter": scale_jitter, "init": str(init or "")}
+           "scale_jitter": scale_jitter, "tight_share": tight_share, "init": str(init or "")}
     optimiser = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
     checkpoint_path, weights_path = out_dir / "last.pt", out_dir / "detector.safetensors"
     start = 0
@@ -185,9 +192,10 @@ def train_detector(
         print(f"resuming {checkpoint_path} at step {start}")
     log = CsvLog(out_dir / "log.csv", start)
 
-    val = fixed_set(val_size, seed=seed + 1_000_003, kinds=kinds, crop=crop, scale_jitter=scale_jitter)
+    crops = dict(kinds=kinds, crop=crop, scale_jitter=scale_jitter, tight_share=tight_share)
+    val = fixed_set(val_size, seed=seed + 1_000_003, **crops)
     loader = DataLoader(
-        DetectorCrops(SyntheticCrops(kinds=kinds, crop=crop, scale_jitter=scale_jitter), seed, clean_share),
+        DetectorCrops(SyntheticCrops(**crops), seed, clean_share),
         batch_size=batch_size,
         sampler=range(start * batch_size, steps * batch_size),
         num_workers=num_workers,
@@ -333,6 +341,22 @@ def evaluate_detector(
     order = {"all": 0, "shape": 1, "style": 2, "colour": 3}
     table = pd.DataFrame(rows).sort_values(["kind", "group", "value"], key=lambda c: c.map(order) if c.name == "group" else c)
     return table.reset_index(drop=True)
+
+
+def false_positives_on_real(detector: Detector, folder: str | Path) -> dict[str, float]:
+    """Pixels `detector` flags on a folder of clean real text images, per ink pixel (the minority side
+    of an Otsu threshold of the grey levels), and the share of images with any pixel flagged."""
+    flagged = ink = images_flagged = 0
+    paths = find_images(folder)
+    for path in tqdm(paths, desc=f"{detector.name} on {Path(folder).name}", leave=False):
+        image = read_image(path)
+        mask = detector(image).mask
+        _, dark = cv2.threshold(cv2.cvtColor(image, cv2.COLOR_RGB2GRAY), 0, 1, cv2.THRESH_BINARY_INV + cv2.THRESH_OTSU)
+        flagged += mask.sum()
+        ink += min(dark.sum(), dark.size - dark.sum())
+        images_flagged += bool(mask.any())
+    return {"set": str(folder), "images": len(paths), "fp_per_ink": _ratio(flagged, ink),
+            "images_flagged": _ratio(images_flagged, len(paths))}
 
 
 def time_page(detector: Detector, repeats: int = 3, seed: int = 0) -> float:

@@ -90,7 +90,8 @@ class SyntheticCrops(IterableDataset):
 
 def fit_crop(item: dict[str, torch.Tensor], crop: tuple[int, int], rng: np.random.Generator) -> dict[str, torch.Tensor]:
     """Every tensor of `item` cut to `crop` (H, W) at one random place, each side shorter than the
-    crop first padded by edge replication around the centre, as `detect.ModelDetector` pads a word."""
+    crop first padded by edge replication around the centre (a model trained on such crops wants its
+    small inputs padded the same way at inference: see models/README.md, detector run 6)."""
     height, width = next(iter(item.values())).shape[-2:]
     pad_y, pad_x = max(0, crop[0] - height), max(0, crop[1] - width)
     y0 = int(rng.integers(max(0, height - crop[0]) + 1))

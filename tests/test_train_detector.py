@@ -9,9 +9,9 @@ import torch
 
 from ocr_restore.data import SyntheticCrops
 from ocr_restore.detect import ClassicalDetector, Detection, Detector, build_detector
+from ocr_restore.files import write_image
 from ocr_restore.train import detector as training
 from ocr_restore.nn.seg_unet import load_seg_unet
-from ocr_restore.files import write_image
 from ocr_restore.train.detector import (PAPER_MARGIN, DetectorCrops, detector_loss, detector_target, evaluate_detector,
                                         false_positives_on_real, train_detector)
 
@@ -217,7 +217,7 @@ def test_false_positives_on_real_images_count_per_ink_pixel(tmp_path):
         image[10:20, 10:30] = ink  # 200 ink pixels, on either side of the Otsu threshold
         write_image(tmp_path / name, image)
 
-    class FlagACorner(Detector):
+    class FlagFirstPixels(Detector):
         def __init__(self, pixels):
             super().__init__()
             self.pixels = pixels
@@ -227,6 +227,6 @@ def test_false_positives_on_real_images_count_per_ink_pixel(tmp_path):
             occluder.flat[: self.pixels] = 1
             return occluder, np.zeros_like(occluder)
 
-    found = false_positives_on_real(FlagACorner(50), tmp_path)
+    found = false_positives_on_real(FlagFirstPixels(50), tmp_path)
     assert found == {"set": str(tmp_path), "images": 2, "fp_per_ink": 0.25, "images_flagged": 1.0}
-    assert false_positives_on_real(FlagACorner(0), tmp_path)["images_flagged"] == 0
+    assert false_positives_on_real(FlagFirstPixels(0), tmp_path)["images_flagged"] == 0

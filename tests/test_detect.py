@@ -80,6 +80,18 @@ def test_tiled_inference_matches_whole_image(monkeypatch, per_batch):
     np.testing.assert_allclose(tiled, whole, atol=2e-3)
 
 
+def test_inputs_smaller_than_the_training_crop_are_padded_by_edge_replication():
+    model = _tiny_model()
+    seen = []
+    model.register_forward_pre_hook(lambda module, args: seen.append(tuple(args[0].shape[-2:])))
+    image = (np.random.default_rng(1).random((30, 200, 3)) * 255).astype(np.uint8)
+    small = ModelDetector(model)._segment(image)
+    assert seen == [(96, 200)] and small.shape == (2, 30, 200)
+    top = (96 - 30) // 2
+    padded = np.pad(image, ((top, 96 - 30 - top), (0, 0), (0, 0)), mode="edge")
+    np.testing.assert_allclose(small, ModelDetector(model)._segment(padded)[:, top : top + 30], atol=1e-6)
+
+
 @pytest.mark.parametrize(
     "em_size, image_size, model_size",
     [

@@ -240,17 +240,20 @@ def scale_jitter_option(default: float):
 @click.option("--vgg-weights", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="torchvision VGG-16 state dict for the perceptual and style losses [default: the shipped text feature net].")
 @click.option("--no-perceptual", is_flag=True, help="Train without the perceptual and style terms.")
+@click.option("--style-weight", type=click.FloatRange(0), default=120.0, show_default=True,
+              help="Weight of the style terms: the paper's 120 was chosen for ImageNet VGG-16 features.")
 @scale_jitter_option(0.1)
 @click.option("--ship", is_flag=True, help="Copy the final weights to models/pconv.safetensors.")
 @training_options
-def train_inpainter_command(out_dir, steps_phase1, steps_phase2, data, vgg_weights, no_perceptual, scale_jitter, ship,
-                            seed, device, workers, batch_size, config, init):
+def train_inpainter_command(out_dir, steps_phase1, steps_phase2, data, vgg_weights, no_perceptual, style_weight,
+                            scale_jitter, ship, seed, device, workers, batch_size, config, init):
     """Train the PConv U-Net in two phases, as in Liu et al. 2018."""
+    from .nn.losses import LossWeights
     from .train.inpainter import train_inpainter
 
     train_inpainter(out_dir, steps_phase1, steps_phase2, batch_size, config=config, data=data, vgg_weights=vgg_weights,
-                    no_perceptual=no_perceptual, seed=seed, device=device, num_workers=workers,
-                    scale_jitter=scale_jitter, init=init, ship=ship)
+                    no_perceptual=no_perceptual, loss_weights=LossWeights(style=style_weight), seed=seed,
+                    device=device, num_workers=workers, scale_jitter=scale_jitter, init=init, ship=ship)
 
 
 @train.command("detector")

@@ -10,6 +10,7 @@ from safetensors.torch import load_file
 
 from ocr_restore.errors import ModelError
 from ocr_restore.nn import features
+from ocr_restore.nn.losses import LossWeights
 from ocr_restore.nn.pconv_unet import load_pconv
 from ocr_restore.train import inpainter
 from ocr_restore.train.inpainter import StepBatches, train_inpainter
@@ -153,3 +154,17 @@ def test_a_checkpoint_of_another_run_is_not_resumed(uninterrupted, tmp_path):
     train_inpainter(tmp_path, **{**TINY, "steps_phase1": 1, "steps_phase2": 0})
     with pytest.raises(ModelError, match="differs in seed"):
         train_inpainter(tmp_path, **{**TINY, "seed": 8})
+    with pytest.raises(ModelError, match="differs in loss_weights"):
+        train_inpainter(tmp_path, **TINY, loss_weights=LossWeights(style=12.0))
+
+
+def test_the_cli_passes_the_style_weight_to_training(tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from ocr_restore.cli import main
+
+    seen = {}
+    monkeypatch.setattr(inpainter, "train_inpainter", lambda *args, **kwargs: seen.update(kwargs))
+    result = CliRunner().invoke(main, ["train", "inpainter", "-o", str(tmp_path), "--style-weight", "12"])
+    assert result.exit_code == 0, result.output
+    assert seen["loss_weights"] == LossWeights(style=12.0)

@@ -137,7 +137,7 @@ def train_inpainter(out_dir: str | Path, steps_phase1: int = 16000, steps_phase2
         model = PConvUNet(CONFIGS[config] if isinstance(config, str) else config).to(device).train()
     run = {"config": dataclasses.asdict(model.config), "seed": seed, "batch_size": batch_size, "data": str(data),
            "crop": list(crop), "perceptual": "none" if no_perceptual else str(vgg_weights or "text_features"),
-           "scale_jitter": scale_jitter, "init": str(init or "")}
+           "scale_jitter": scale_jitter, "init": str(init or ""), "loss_weights": dataclasses.asdict(loss_fn.weights)}
     optimizer = torch.optim.Adam(model.parameters(), lr=lr1)
     meter = {"loss": 0.0, "hole_psnr": 0.0, "steps": 0}  # train means since the last log row, kept across resumes
     ckpt_path = out_dir / "last.pt"

@@ -45,6 +45,7 @@ import cv2
 import numpy as np
 import torch
 
+from .data.dataset import centre_padding
 from .errors import ModelError
 from .nn.seg_unet import SegUNet, load_seg_unet
 from .textscale import TEXT_HEIGHT, estimate_text_height
@@ -63,8 +64,8 @@ RESCALE = 1.15  # a second pass when the em measured without the first pass's ma
 CONTEXT_SCALE = 0.5  # the context view's scale relative to the normalised one
 CONTEXT_ERODE = 2  # px (at the context view's scale) by which its probabilities are eroded
 CONTEXT_MIN_SIDE = 96  # px at the normalised scale: a smaller side is a word or a line, which the fine view sees whole
-# (H, W) px, the training crop: a smaller input is padded to it by edge replication, as words and lines
-# were in training (data.fit_crop); the model never saw the image's edge so close to the text
+# (H, W) px, the training crop (train_detector's default): a smaller input is padded to it by edge replication,
+# as words and lines were in training (data.fit_crop); the model never saw the image's edge so close to the text
 MIN_INPUT = (96, 160)
 
 
@@ -167,10 +168,9 @@ class ModelDetector(Detector):
     def _segment(self, image: np.ndarray) -> np.ndarray:
         """(2, H, W) float32 probabilities of a uint8 RGB image already at the normalised scale."""
         height, width = image.shape[:2]
-        pad_y, pad_x = max(0, MIN_INPUT[0] - height), max(0, MIN_INPUT[1] - width)
-        if pad_y or pad_x:
-            top, left = pad_y // 2, pad_x // 2
-            padded = cv2.copyMakeBorder(image, top, pad_y - top, left, pad_x - left, cv2.BORDER_REPLICATE)
+        (top, bottom), (left, right) = centre_padding(height, MIN_INPUT[0]), centre_padding(width, MIN_INPUT[1])
+        if bottom or right:
+            padded = cv2.copyMakeBorder(image, top, bottom, left, right, cv2.BORDER_REPLICATE)
             return self._segment(padded)[:, top : top + height, left : left + width]
         device = next(self.model.parameters()).device
         out = np.empty((2, height, width), np.float32)

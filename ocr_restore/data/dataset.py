@@ -28,7 +28,7 @@ from ..textscale import TEXT_HEIGHT, estimate_text_height
 from .occlude import Occlusion, occlude
 from .render import KINDS, TextImage, from_image, render
 
-__all__ = ["SyntheticCrops", "FolderCrops", "fit_crop", "fixed_set", "to_item"]
+__all__ = ["SyntheticCrops", "FolderCrops", "centre_padding", "fit_crop", "fixed_set", "to_item"]
 
 
 def to_item(sample: TextImage, occlusion: Occlusion) -> dict[str, torch.Tensor]:
@@ -88,18 +88,24 @@ class SyntheticCrops(IterableDataset):
             yield self.sample(rng)
 
 
+def centre_padding(size: int, minimum: int) -> tuple[int, int]:
+    """(before, after): the padding that brings `size` up to `minimum`, split around the centre."""
+    pad = max(0, minimum - size)
+    return pad // 2, pad - pad // 2
+
+
 def fit_crop(item: dict[str, torch.Tensor], crop: tuple[int, int], rng: np.random.Generator) -> dict[str, torch.Tensor]:
     """Every tensor of `item` cut to `crop` (H, W) at one random place, each side shorter than the
     crop first padded by edge replication around the centre (a model trained on such crops wants its
     small inputs padded the same way at inference: see models/README.md, detector run 6)."""
     height, width = next(iter(item.values())).shape[-2:]
-    pad_y, pad_x = max(0, crop[0] - height), max(0, crop[1] - width)
+    (top, bottom), (left, right) = centre_padding(height, crop[0]), centre_padding(width, crop[1])
     y0 = int(rng.integers(max(0, height - crop[0]) + 1))
     x0 = int(rng.integers(max(0, width - crop[1]) + 1))
 
     def fit(t: torch.Tensor) -> torch.Tensor:
-        if pad_y or pad_x:
-            t = F.pad(t[None], (pad_x // 2, pad_x - pad_x // 2, pad_y // 2, pad_y - pad_y // 2), mode="replicate")[0]
+        if bottom or right:
+            t = F.pad(t[None], (left, right, top, bottom), mode="replicate")[0]
         return t[:, y0 : y0 + crop[0], x0 : x0 + crop[1]].contiguous()
 
     return {key: fit(t) for key, t in item.items()}

@@ -31,7 +31,7 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from ..data import KINDS, SyntheticCrops, fixed_set, occlude, render
-from ..detect import DEFAULT_WEIGHTS, Detector
+from ..detect import DEFAULT_WEIGHTS, MIN_INPUT, Detector
 from ..files import find_images, read_image
 from ..nn.seg_unet import CONFIGS, SegUNet, SegUNetConfig, load_seg_unet, save_seg_unet
 from .loop import CsvLog, load_checkpoint, resolve_device, run_steps, save_checkpoint
@@ -146,7 +146,7 @@ def train_detector(
     device: str = "auto",
     num_workers: int = 0,
     kinds: tuple[str, ...] = KINDS,
-    crop: tuple[int, int] = (96, 160),
+    crop: tuple[int, int] = MIN_INPUT,
     clean_share: float = 0.25,
     val_size: int = 256,
     scale_jitter: float = SCALE_JITTER,

@@ -33,8 +33,8 @@ test: setup
 	$(PYTHON) -m pytest -q
 
 # The standard benchmark: fixed-seed evaluation sets the models never trained on (see models/README.md).
-# It measures the PConv inpainter against OpenCV's, whatever `auto` picks today, and then the default
-# pipeline end to end (detector, `auto` inpainter, the confident reading).
+# It measures the PConv inpainter against OpenCV's with the true masks, the detector, and then the default
+# pipeline end to end (detector, `auto` inpainter, the confident reading), against the same inpainters.
 REAL := ../shared/data/real
 eval/docs:
 	ocr-restore synth $@ --kind docs --n 300 --seed 1000
@@ -47,7 +47,6 @@ bench: setup eval/docs eval/sroie eval/iiit5k
 	ocr-restore bench eval/docs/occluded --masks eval/docs/mask --clean eval/docs/clean -o eval/docs/report --workers 2 --inpainter pconv
 	ocr-restore bench eval/sroie/occluded --masks eval/sroie/mask --clean eval/sroie/clean -o eval/sroie/report --workers 2 --ignore-case --inpainter pconv
 	ocr-restore bench eval/iiit5k/occluded --masks eval/iiit5k/mask --clean eval/iiit5k/clean -o eval/iiit5k/report --workers 2 --ignore-case --alnum --inpainter pconv
-	ocr-restore bench eval/docs/occluded --clean eval/docs/clean -o eval/docs/report-detected --workers 2 --inpainter pconv
 	ocr-restore bench-detector -o eval/detector --n 100 --seed 2000 --clean-real eval/sroie/clean --clean-real eval/iiit5k/clean
 	ocr-restore bench eval/docs/occluded --clean eval/docs/clean -o eval/docs/report-default --workers 2
 	ocr-restore bench eval/sroie/occluded --clean eval/sroie/clean -o eval/sroie/report-default --workers 2 --ignore-case

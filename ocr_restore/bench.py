@@ -27,7 +27,7 @@ from .pipeline import Pipeline  # noqa: E402
 
 __all__ = ["VARIANTS", "run_bench", "summarise"]
 
-# "restored" is ours; "confident" its reading merged line by line with the occluded one's, as the pipeline reads
+# "restored" is ours; "confident" its reading merged word by word with the occluded one's, as the pipeline reads
 VARIANTS = ("occluded", "restored", "confident", "telea", "ns", "clean")
 
 
@@ -69,7 +69,7 @@ def _run(task: _Task) -> dict:
         **{f"{stage}_s": value for stage, value in seconds.items()},
     }
     readings = {variant: recognise(variant_image, pipeline.lang, pipeline.psm) for variant, variant_image in images.items()}
-    readings["confident"], row["lines_from_input"] = more_confident(readings["restored"], readings["occluded"])
+    readings["confident"], row["words_from_input"] = more_confident(readings["restored"], readings["occluded"])
     for variant, reading in readings.items():
         s = score(task.transcript, reading.text, _state["ignore_case"], _state["alnum_only"])
         row.update({f"text_{variant}": reading.text, f"cer_{variant}": s.cer, f"wer_{variant}": s.wer})

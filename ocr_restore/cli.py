@@ -63,7 +63,7 @@ pipeline_options = _options(  # shared by every command that runs the pipeline
     click.option("--detector", type=click.Choice(DETECTORS), default="auto", show_default=True,
         help="Occlusion detector; auto = the shipped model, else the classical one (with a warning)."),
     click.option("--inpainter", type=click.Choice(INPAINTERS), default="auto", show_default=True,
-        help="Hole filler; auto = OpenCV Telea until the shipped PConv U-Net beats it (see models/README.md)."),
+        help="Hole filler; auto = the shipped PConv U-Net (OpenCV Telea, with a warning, if its weights are missing)."),
     click.option("--lang", default="eng", show_default=True, help="Tesseract language(s), e.g. eng+deu."),
     click.option("--psm", type=click.IntRange(0, 13), default=None,
         help="Tesseract page segmentation mode [default: 7 for one line, 6 for a block, 3 for a page]."),
@@ -73,7 +73,7 @@ pipeline_options = _options(  # shared by every command that runs the pipeline
 
 reading_option = click.option(  # run and batch; bench reports both readings
     "--reading", type=click.Choice(READINGS), default="confident", show_default=True,
-    help="confident: also read the input and keep, line by line, the reading Tesseract is clearly more "
+    help="confident: also read the input and keep, word by word, the reading Tesseract is clearly more "
          "confident of; restored: read the restored image only (half the OCR time).")
 
 
@@ -124,7 +124,7 @@ def run(images, mask, out, gt, as_json, detector, inpainter, lang, psm, reading,
         if as_json:
             continue
         stages = result.stages
-        from_input = f", {result.lines_from_input} line(s) read from the input" if result.lines_from_input else ""
+        from_input = f", {result.words_from_input} word(s) read from the input" if result.words_from_input else ""
         click.echo(f"ocr-restore: {path}: detector={stages['detector']} inpainter={stages['inpainter']} "
                    f"reading={stages['reading']}{from_input} ({sum(result.seconds.values()):.2f} s)", err=True)
         if len(images) > 1:
@@ -178,7 +178,7 @@ def bench(in_dir, gt, report_dir, masks, clean, workers, ignore_case, alnum_only
           detector, inpainter, lang, psm, verbose):
     """OCR accuracy on occluded, restored, Telea, Navier-Stokes and clean images.
 
-    "confident" is the restored reading with the occluded one's more confident lines, as `run` reads by default.
+    "confident" is the restored reading with the occluded one's more confident words, as `run` reads by default.
     """
     from .bench import run_bench
 

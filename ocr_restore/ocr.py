@@ -9,9 +9,10 @@ coloured text on a coloured ground falls apart. On clean tuning images (seed
 receipts from 0.183 to 0.171 and of 80 documents from 0.0755 to 0.0752.
 
 Restoring can also cost a reading: a fill smeared over a letter that an
-occluder barely touched reads worse than the letter did. `more_confident()`
-keeps, line by line, the restored reading unless the unrestored input's reads
-with clearly more confidence.
+occluder barely touched reads worse than the letter did, or Tesseract drops a
+word it read in the input. `more_confident()` merges the two readings word by
+word: where both read a word (their boxes overlap), the restored one unless the
+input's is clearly more confident; a word only one of them read is kept.
 """
 
 import contextlib
@@ -34,9 +35,10 @@ MAX_UPSCALE = 6.0
 MIN_CONTRAST = 24  # grey levels between dark and light: less is a blank image
 SINGLE_LINE_HEIGHT = 120  # px: without a text-height estimate, shorter images are taken for one line
 BLOCK_HEIGHT_EM = 30  # images up to this many ems high are crops of one block of text, not pages
-# Tesseract confidence points by which the input's line must beat the restored one to be kept. Chosen on
-# seed-1100 tuning sets (detected masks, Telea): line CER on 150 documents 0.2976 -> 0.2915 with 5
-# (0.3002 with 0, 0.2899 with 10), on 200 receipts 0.4814 -> 0.4542 (0.4568 with 0, 0.4555 with 10).
+# Tesseract confidence points by which the input's words must beat the restored ones to be kept. Chosen on
+# the seed-1100 tuning sets (detected masks, PConv run 5, word by word; CER with margins 0 / 5 / 10): 150
+# documents 0.2667 / 0.2616 / 0.2611, 200 receipt lines 0.2207 / 0.2198 / 0.2229, 200 IC03 scene words
+# 0.382 / 0.433 / 0.478. Line by line at 5 (before 2026-11-24): 0.2743, 0.2207, 0.432.
 CONFIDENCE_MARGIN = 5.0
 
 
@@ -74,20 +76,62 @@ def _confidence(words: list[Word]) -> float:
     return sum(max(w.confidence, 0.0) * len(w.text) for w in words) / chars if chars else 0.0
 
 
-def more_confident(restored: OcrResult, original: OcrResult, margin: float = CONFIDENCE_MARGIN) -> tuple[OcrResult, int]:
-    """Per line, `restored` unless `original` reads it with more than `margin` points more confidence.
+def _same_word(a: Word, b: Word) -> bool:
+    """Boxes that share rows and at least half the width of the narrower: one word, read twice."""
+    overlap = min(a.box[2], b.box[2]) - max(a.box[0], b.box[0])
+    narrower = min(a.box[2] - a.box[0], b.box[2] - b.box[0])
+    return min(a.box[3], b.box[3]) > max(a.box[1], b.box[1]) and overlap > narrower / 2
 
-    Readings with different numbers of lines are compared whole. Returns the
-    chosen reading and how many of its lines came from `original`.
+
+def _word_groups(ours: list[Word], theirs: list[Word]) -> list[tuple[list[Word], list[Word]]]:
+    """Two readings of one line, in groups of words linked by overlapping boxes (one word may be two in
+    the other reading): (our words, their words) per group, either side possibly empty."""
+    group_of = list(range(len(ours) + len(theirs)))  # union-find over ours, then theirs
+
+    def root(i: int) -> int:
+        while group_of[i] != i:
+            i = group_of[i]
+        return i
+
+    for i, a in enumerate(ours):
+        for j, b in enumerate(theirs, len(ours)):
+            if _same_word(a, b):
+                group_of[root(j)] = root(i)
+    groups: dict[int, tuple[list[Word], list[Word]]] = {}
+    for i, word in enumerate(ours + theirs):
+        groups.setdefault(root(i), ([], []))[i >= len(ours)].append(word)
+    return list(groups.values())
+
+
+def _share_rows(ours: list[Word], theirs: list[Word]) -> bool:
+    """Two lines of words that overlap vertically (lines are paired by order, which a layout change breaks)."""
+    return bool(ours and theirs) and (
+        max(w.box[3] for w in ours) > min(w.box[1] for w in theirs) and max(w.box[3] for w in theirs) > min(w.box[1] for w in ours)
+    )
+
+
+def more_confident(restored: OcrResult, original: OcrResult, margin: float = CONFIDENCE_MARGIN) -> tuple[OcrResult, int]:
+    """Word by word, `restored` unless `original` reads the word with more than `margin` points more
+    confidence; a word only one reading has is kept.
+
+    The readings' lines are paired in order. Readings with different numbers of
+    lines, and paired lines that share no rows, are compared whole. Returns the
+    chosen reading and how many of its words came from `original`.
     """
     ours, theirs = restored.lines(), original.lines()
     if len(ours) != len(theirs):
         if _confidence(original.words) > _confidence(restored.words) + margin:
-            return original, len(theirs)
+            return original, len(original.words)
         return restored, 0
-    take = [_confidence(b) > _confidence(a) + margin for a, b in zip(ours, theirs)]
-    chosen = [b if t else a for a, b, t in zip(ours, theirs, take)]
-    return OcrResult.from_lines(chosen, restored.psm), sum(take)
+    chosen, from_original = [], 0
+    for a, b in zip(ours, theirs):
+        line = []
+        for mine, other in _word_groups(a, b) if _share_rows(a, b) else [(a, b)]:
+            take = not mine or bool(other) and _confidence(other) > _confidence(mine) + margin
+            line += other if take else mine
+            from_original += len(other) if take else 0
+        chosen.append(sorted(line, key=lambda w: w.box[0]))
+    return OcrResult.from_lines(chosen, restored.psm), from_original
 
 
 @functools.cache

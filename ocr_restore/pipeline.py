@@ -5,10 +5,10 @@ process); `Pipeline.run_file()` is what `ocr-restore scan.png`, `batch` and
 `bench` all call for one image.
 
 With reading="confident" (the default) the unrestored input is read as well,
-and a line of it replaces the restored line when Tesseract is clearly more
-confident of it (`ocr.more_confident`): a restoration that smears a letter an
-occluder barely touched then costs nothing. With "restored" only the restored
-image is read, in half the OCR time.
+and a word of it replaces the restored word when Tesseract is clearly more
+confident of it, or when the restored reading lost it (`ocr.more_confident`):
+a restoration that smears a letter an occluder barely touched then costs
+nothing. With "restored" only the restored image is read, in half the OCR time.
 """
 
 import sys
@@ -28,9 +28,8 @@ from .ocr import OcrResult, Word, check_tesseract, more_confident, recognise, te
 __all__ = ["READINGS", "Result", "Pipeline", "build_pipeline", "find_transcript"]
 
 # What "auto" runs, and the classical stage it falls back to, loudly, when the weights are missing.
-# The inpainter stays OpenCV Telea until the shipped PConv weights beat it on `make bench`;
-# after the first CPU training session they do not yet (models/README.md), so PConv is opt-in.
-AUTO_STAGES = {"detector": ("model", "classical"), "inpainter": ("telea", None)}
+# PConv replaced Telea as the default inpainter once it read better end to end (`make bench`, models/README.md).
+AUTO_STAGES = {"detector": ("model", "classical"), "inpainter": ("pconv", "telea")}
 READINGS = ("confident", "restored")
 
 
@@ -44,7 +43,7 @@ class Result:
     restored: np.ndarray = field(repr=False)  # uint8 HxWx3 RGB
     stages: dict[str, str]  # which detector, inpainter and OCR ran
     seconds: dict[str, float]  # wall time per stage
-    lines_from_input: int = 0  # lines of `text` read from the unrestored input (reading="confident")
+    words_from_input: int = 0  # words of `text` read from the unrestored input (reading="confident")
     input_text: str | None = None  # OCR of the unrestored input, when it was read
     accuracy: dict[str, dict[str, float]] | None = None  # {"before": {...}, "after": {...}} against the transcript
 
@@ -124,13 +123,13 @@ class Pipeline:
         ocr: OcrResult = recognise(restored, self.lang, self.psm)
         seconds["ocr"] = time.perf_counter() - start
         input_ocr = None if mask.any() else ocr  # without holes the input is the image just read
-        lines_from_input = 0
+        words_from_input = 0
         if input_ocr is None and (self.reading == "confident" or transcript is not None):
             start = time.perf_counter()
             input_ocr = recognise(image, self.lang, self.psm)
             seconds["ocr_input"] = time.perf_counter() - start
             if self.reading == "confident":
-                ocr, lines_from_input = more_confident(ocr, input_ocr)
+                ocr, words_from_input = more_confident(ocr, input_ocr)
 
         stages = {
             "detector": detector_name,
@@ -138,7 +137,7 @@ class Pipeline:
             "ocr": f"tesseract {tesseract_version()} lang={self.lang} psm={ocr.psm}",
             "reading": self.reading,
         }
-        result = Result(ocr.text, ocr.words, mask, restored, stages, seconds, lines_from_input,
+        result = Result(ocr.text, ocr.words, mask, restored, stages, seconds, words_from_input,
                         input_ocr.text if input_ocr else None)
         if transcript is not None:
             result.accuracy = {
@@ -163,5 +162,5 @@ class Pipeline:
 def build_pipeline(detector: str = "auto", inpainter: str = "auto", lang: str = "eng", psm: int | None = None,
                    reading: str = "confident") -> Pipeline:
     """The default pipeline: the shipped detector (falling back loudly to the classical one), the AUTO_STAGES
-    inpainter, and the more confident reading of the restored image and the input, line by line."""
+    inpainter, and the more confident reading of the restored image and the input, word by word."""
     return Pipeline(detector, inpainter, lang, psm, reading)

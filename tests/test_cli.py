@@ -60,7 +60,7 @@ def test_reading_restored_reads_the_restored_image_only(occluded_folder):
     result = invoke(occluded_folder / "b.png", "--json", "--reading", "restored", *CLASSICAL)
     assert result.exit_code == 0, result.output
     record = json.loads(result.stdout)
-    assert record["stages"]["reading"] == "restored" and record["lines_from_input"] == 0
+    assert record["stages"]["reading"] == "restored" and record["words_from_input"] == 0
     assert record["input_text"] and record["accuracy"]["before"]  # b.gt.txt asks for the input's reading, to score it
 
 
@@ -230,10 +230,13 @@ def test_a_synth_set_feeds_bench_and_batch_directly(tmp_path):
 
 
 def test_auto_falls_back_loudly_when_weights_are_missing(occluded_folder, tmp_path, monkeypatch):
-    from ocr_restore import detect
+    from ocr_restore import detect, inpaint
 
-    monkeypatch.setattr(detect, "DEFAULT_WEIGHTS", tmp_path / "absent.safetensors")
+    monkeypatch.setattr(detect, "DEFAULT_WEIGHTS", tmp_path / "absent-detector.safetensors")
+    monkeypatch.setattr(inpaint, "DEFAULT_WEIGHTS", tmp_path / "absent-pconv.safetensors")
     result = invoke(occluded_folder / "a.png", "--json", "--detector", "auto", "--inpainter", "auto")
     assert result.exit_code == 0, result.output
-    assert "absent.safetensors" in result.stderr and "falling back to the classical detector" in result.stderr
-    assert json.loads(result.stdout)["stages"]["detector"] == "classical"
+    assert "absent-detector.safetensors" in result.stderr and "falling back to the classical detector" in result.stderr
+    assert "absent-pconv.safetensors" in result.stderr and "falling back to the telea inpainter" in result.stderr
+    assert json.loads(result.stdout)["stages"] | {"ocr": None} == {
+        "detector": "classical", "inpainter": "telea", "ocr": None, "reading": "confident"}

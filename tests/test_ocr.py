@@ -52,29 +52,51 @@ def test_words_know_their_line():
     assert [" ".join(w.text for w in line) for line in result.lines()] == result.text.split("\n")
 
 
-def reading(*lines: list[tuple[str, float]]) -> OcrResult:
-    words = [Word(text, confidence, (0, 0, 1, 1), i) for i, line in enumerate(lines) for text, confidence in line]
-    return OcrResult("\n".join(" ".join(text for text, _ in line) for line in lines), words)
+def reading(*lines: list[tuple[str, float, int]]) -> OcrResult:
+    """A reading of lines of (word, confidence, x of its left edge); words 10 px per letter, lines 20 px apart."""
+    words = [Word(text, confidence, (x, 20 * i, x + 10 * len(text), 20 * i + 15), i)
+             for i, line in enumerate(lines) for text, confidence, x in line]
+    return OcrResult("\n".join(" ".join(text for text, *_ in line) for line in lines), words)
 
 
-def test_a_line_is_read_from_the_input_only_when_clearly_more_confident():
-    restored = reading([("Total", 90), ("9.9", 40)], [("Cash", 80)], [("Change", 70)])
-    original = reading([("Total", 91), ("9.99", 96)], [("Cash", 82)], [("Chan", 20), ("-ge", -1)])
+def test_a_word_is_read_from_the_input_only_when_clearly_more_confident():
+    restored = reading([("Total", 90, 0), ("9.9", 40, 60)], [("Cash", 80, 0)], [("Change", 70, 0)])
+    original = reading([("Total", 91, 0), ("9.99", 96, 60)], [("Cash", 82, 0)], [("Chan", 20, 0), ("-ge", -1, 40)])
     chosen, from_original = more_confident(restored, original, margin=5)
     assert chosen.text == "Total 9.99\nCash\nChange"
     assert from_original == 1
     assert [w.line for w in chosen.words] == [0, 0, 1, 2]
-    assert more_confident(restored, original, margin=50)[0].text == restored.text
+    assert more_confident(restored, original, margin=60)[0].text == restored.text
+
+
+def test_words_split_differently_are_compared_as_one_group():
+    # "9.99" read as two words in the input: both overlap the restored word, so the three are one group
+    restored = reading([("Total", 90, 0), ("9.99", 50, 60)])
+    original = reading([("Total", 60, 0), ("9.", 95, 60), ("99", 95, 82)])
+    assert more_confident(restored, original)[0].text == "Total 9. 99"
+    assert more_confident(original, restored)[0].text == "Total 9. 99"
+
+
+def test_a_word_only_one_reading_has_is_kept_in_place():
+    restored = reading([("Total", 90, 0), ("9.99", 90, 120)])
+    original = reading([("Total", 90, 0), ("cash", 30, 60), ("9.99", 90, 120)])
+    chosen, from_original = more_confident(restored, original)
+    assert chosen.text == "Total cash 9.99" and from_original == 1
+    assert more_confident(original, restored)[0].text == "Total cash 9.99"
 
 
 def test_readings_of_different_layouts_are_compared_whole():
-    restored = reading([("Total", 40), ("9.99", 40)])
-    original = reading([("Total", 95)], [("9.99", 95)])
+    restored = reading([("Total", 40, 0), ("9.99", 40, 60)])
+    original = reading([("Total", 95, 0)], [("9.99", 95, 0)])
     assert more_confident(restored, original) == (original, 2)
     assert more_confident(original, restored) == (original, 0)
     empty = OcrResult("")
     assert more_confident(empty, original) == (original, 2)
     assert more_confident(original, empty) == (original, 0)
+    # as many lines, but not the same ones: lines paired by order that share no rows are compared whole
+    shifted = OcrResult.from_lines([[Word("9.99", 95, (0, 20, 40, 35))]], 7)
+    assert more_confident(reading([("Total", 40, 0)]), shifted)[0].text == "9.99"
+    assert more_confident(reading([("Total", 99, 0)]), shifted)[0].text == "Total"
 
 
 def test_scene_words_on_coloured_grounds_are_read():

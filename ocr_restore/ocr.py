@@ -76,11 +76,21 @@ def _confidence(words: list[Word]) -> float:
     return sum(max(w.confidence, 0.0) * len(w.text) for w in words) / chars if chars else 0.0
 
 
+def _share_rows(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> bool:
+    return min(a[3], b[3]) > max(a[1], b[1])
+
+
+def _extent(words: list[Word]) -> tuple[int, int, int, int]:
+    """The box around all of `words` (not empty)."""
+    return (min(w.box[0] for w in words), min(w.box[1] for w in words),
+            max(w.box[2] for w in words), max(w.box[3] for w in words))
+
+
 def _same_word(a: Word, b: Word) -> bool:
     """Boxes that share rows and at least half the width of the narrower: one word, read twice."""
     overlap = min(a.box[2], b.box[2]) - max(a.box[0], b.box[0])
     narrower = min(a.box[2] - a.box[0], b.box[2] - b.box[0])
-    return min(a.box[3], b.box[3]) > max(a.box[1], b.box[1]) and overlap > narrower / 2
+    return _share_rows(a.box, b.box) and overlap > narrower / 2
 
 
 def _word_groups(ours: list[Word], theirs: list[Word]) -> list[tuple[list[Word], list[Word]]]:
@@ -103,13 +113,6 @@ def _word_groups(ours: list[Word], theirs: list[Word]) -> list[tuple[list[Word],
     return list(groups.values())
 
 
-def _share_rows(ours: list[Word], theirs: list[Word]) -> bool:
-    """Two lines of words that overlap vertically (lines are paired by order, which a layout change breaks)."""
-    return bool(ours and theirs) and (
-        max(w.box[3] for w in ours) > min(w.box[1] for w in theirs) and max(w.box[3] for w in theirs) > min(w.box[1] for w in ours)
-    )
-
-
 def more_confident(restored: OcrResult, original: OcrResult, margin: float = CONFIDENCE_MARGIN) -> tuple[OcrResult, int]:
     """Word by word, `restored` unless `original` reads the word with more than `margin` points more
     confidence; a word only one reading has is kept.
@@ -125,9 +128,11 @@ def more_confident(restored: OcrResult, original: OcrResult, margin: float = CON
         return restored, 0
     chosen, from_original = [], 0
     for a, b in zip(ours, theirs):
+        # lines paired by order are not the same line when the layout changed: then they are compared whole
+        same_line = a and b and _share_rows(_extent(a), _extent(b))
         line = []
-        for mine, other in _word_groups(a, b) if _share_rows(a, b) else [(a, b)]:
-            take = not mine or bool(other) and _confidence(other) > _confidence(mine) + margin
+        for mine, other in _word_groups(a, b) if same_line else [(a, b)]:
+            take = not mine or (bool(other) and _confidence(other) > _confidence(mine) + margin)
             line += other if take else mine
             from_original += len(other) if take else 0
         chosen.append(sorted(line, key=lambda w: w.box[0]))

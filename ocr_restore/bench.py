@@ -15,6 +15,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+import torch  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
 from .batch import map_in_workers  # noqa: E402
@@ -22,7 +23,7 @@ from .errors import InputFileError  # noqa: E402
 from .files import IMAGE_SUFFIXES, find_images, read_image, read_mask, read_transcripts, write_image, write_mask, write_text  # noqa: E402
 from .inpaint import build_inpainter  # noqa: E402
 from .metrics import Score, score  # noqa: E402
-from .ocr import more_confident, recognise, tesseract_version  # noqa: E402
+from .ocr import more_confident, recognise_all, tesseract_version  # noqa: E402
 from .pipeline import Pipeline  # noqa: E402
 
 __all__ = ["VARIANTS", "run_bench", "summarise"]
@@ -68,7 +69,8 @@ def _run(task: _Task) -> dict:
         "occluded_fraction": float(mask.mean()),
         **{f"{stage}_s": value for stage, value in seconds.items()},
     }
-    readings = {variant: recognise(variant_image, pipeline.lang, pipeline.psm) for variant, variant_image in images.items()}
+    readings = dict(zip(images, recognise_all(list(images.values()), pipeline.lang, pipeline.psm,
+                                              processes=torch.get_num_threads())))
     readings["confident"], row["words_from_input"] = more_confident(readings["restored"], readings["occluded"])
     for variant, reading in readings.items():
         s = score(task.transcript, reading.text, _state["ignore_case"], _state["alnum_only"])

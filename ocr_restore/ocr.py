@@ -19,6 +19,7 @@ import contextlib
 import functools
 import os
 import shutil
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 
 import cv2
@@ -28,7 +29,7 @@ import pytesseract
 from .errors import MissingDependencyError, OcrError
 from .textscale import estimate_text_height
 
-__all__ = ["Word", "OcrResult", "check_tesseract", "recognise", "more_confident", "tesseract_version"]
+__all__ = ["Word", "OcrResult", "check_tesseract", "recognise", "recognise_all", "more_confident", "tesseract_version"]
 
 MIN_EM = 40  # em size (px) below which images are upscaled: Tesseract's LSTM wants x-height >= ~20 px
 MAX_UPSCALE = 6.0
@@ -111,6 +112,17 @@ def _word_groups(ours: list[Word], theirs: list[Word]) -> list[tuple[list[Word],
     for i, word in enumerate(ours + theirs):
         groups.setdefault(root(i), ([], []))[i >= len(ours)].append(word)
     return list(groups.values())
+
+
+def recognise_all(images: list[np.ndarray], lang: str = "eng", psm: int | None = None, processes: int = 1) -> list[OcrResult]:
+    """`recognise` on each image, in order, with up to `processes` Tesseracts running side by side.
+
+    Each Tesseract runs on one OpenMP thread, so the confident reading's two readings take the
+    time of one on two cores. The thread limit is set once around all of them: set and unset by
+    each call, it could be unset while another call starts its Tesseract.
+    """
+    with _one_openmp_thread(), ThreadPoolExecutor(max(1, min(processes, len(images)))) as pool:
+        return list(pool.map(lambda image: recognise(image, lang, psm), images))
 
 
 def more_confident(restored: OcrResult, original: OcrResult, margin: float = CONFIDENCE_MARGIN) -> tuple[OcrResult, int]:

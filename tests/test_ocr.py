@@ -7,7 +7,7 @@ import pytest
 
 from ocr_restore.errors import MissingDependencyError
 from ocr_restore.metrics import Score, score
-from ocr_restore.ocr import OcrResult, Word, check_tesseract, more_confident, recognise
+from ocr_restore.ocr import OcrResult, Word, check_tesseract, more_confident, recognise, recognise_all
 
 from .conftest import LINE, render_line, render_lines
 
@@ -128,3 +128,23 @@ def test_tesseract_runs_on_one_openmp_thread_unless_a_limit_is_set(monkeypatch, 
     monkeypatch.setenv("OMP_THREAD_LIMIT", "2")
     recognise(line_image)
     assert seen[-1] == "2"
+
+
+def test_readings_side_by_side_are_those_of_one_at_a_time_in_order(monkeypatch):
+    import os
+
+    import pytesseract
+
+    seen, image_to_data = [], pytesseract.image_to_data
+
+    def spy(*args, **kwargs):
+        seen.append(os.environ.get("OMP_THREAD_LIMIT"))
+        return image_to_data(*args, **kwargs)
+
+    images = [render_line("Partial convolution"), render_line("Receipt total 9.99"), render_line("Masked renormalised")]
+    one_at_a_time = [recognise(image).text for image in images]
+    monkeypatch.setattr(pytesseract, "image_to_data", spy)
+    monkeypatch.delenv("OMP_THREAD_LIMIT", raising=False)
+    side_by_side = recognise_all(images, processes=2)
+    assert [r.text for r in side_by_side] == one_at_a_time == ["Partial convolution", "Receipt total 9.99", "Masked renormalised"]
+    assert seen == ["1"] * 3 and "OMP_THREAD_LIMIT" not in os.environ

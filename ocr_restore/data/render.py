@@ -3,7 +3,8 @@
 Three kinds, each drawn the way such text reaches a user:
 - docs: lines and paragraphs of scanned or photographed pages;
 - receipts: thermal or dot-matrix receipt lines with faint ink;
-- scene: word crops on coloured or textured backgrounds with outlines, shadows and perspective.
+- scene: word crops on painted, coloured or textured backgrounds with outlines, shadows and perspective,
+  cut by a box around the ink.
 
 A sample is made in two stages so that occluders can sit on the page like real ones:
 `page` (paper, ink and geometry) and `degradation`, the seeded photometric
@@ -100,7 +101,7 @@ def from_image(image: np.ndarray, text_height: float, text: str = "") -> TextIma
     h, w = image.shape[:2]
     reduced = cv2.resize(image, (max(1, round(w / small)), max(1, round(h / small))), interpolation=cv2.INTER_AREA)
     background = cv2.resize(cv2.medianBlur(reduced, int(k / small) | 1), (w, h), interpolation=cv2.INTER_LINEAR)
-    paper = tuple(int(v) for v in np.median(background.reshape(-1, 3), axis=0))
+    paper = tuple(int(v) for v in _median_colour(background))
     return TextImage(
         image=image, text=text, char_boxes=np.zeros((0, 4), np.int32), char_ink=np.zeros(image.shape[:2], np.int32),
         text_height=float(text_height), paper=paper, kind="real", page=image, background=background,
@@ -240,6 +241,11 @@ def _hsv(h: float, s: float, v: float) -> np.ndarray:
     """An RGB colour (float32 0..255) from hue in degrees, saturation and value in 0..1."""
     pixel = np.array([[[h / 2, s * 255, v * 255]]], np.uint8)
     return cv2.cvtColor(pixel, cv2.COLOR_HSV2RGB)[0, 0].astype(np.float32)
+
+
+def _median_colour(image: np.ndarray) -> np.ndarray:
+    """The per-channel median of an HxWx3 image: the colour of the paper or ground it mostly shows."""
+    return np.median(image.reshape(-1, 3), 0)
 
 
 def _luma(rgb) -> float:
@@ -441,10 +447,14 @@ def _receipts_surface(rng, shape, cover, label, size):
 
 
 def _scene_surface(rng, shape, cover, size):
-    """A sign or label: textured or gradient ground, contrasting fill, maybe a shadow and an outline."""
+    """A sign or label: a painted, textured or gradient ground, contrasting fill, maybe a shadow and an outline."""
     h, w = shape
-    base = _hsv(rng.uniform(0, 360), rng.uniform(0, 1) ** 2, rng.uniform(0.1, 1))
-    r = rng.random()
+    painted = rng.random() < 0.35  # a shop or street sign: a strong flat colour, plain lettering
+    if painted:
+        base = _hsv(rng.uniform(0, 360), rng.uniform(0.5, 1), rng.uniform(0.3, 1))
+    else:
+        base = _hsv(rng.uniform(0, 360), rng.uniform(0, 1) ** 2, rng.uniform(0.1, 1))
+    r = 0.0 if painted else rng.random()
     if r < 0.3:
         background = np.broadcast_to(base, (h, w, 3)).astype(np.float32) + _smooth_field(rng, shape, 3, 6)[..., None]
     elif r < 0.6:  # gradient between two colours
@@ -462,7 +472,10 @@ def _scene_surface(rng, shape, cover, size):
     # text contrasts with what lies behind it
     lum = _luma(background)
     while True:
-        fill = _hsv(rng.uniform(0, 360), rng.uniform(0, 1) ** 1.5, rng.uniform(0, 1))
+        if painted:  # white, black or yellow letters
+            fill = [np.full(3, 245.0), np.full(3, 15.0), _hsv(rng.uniform(45, 60), 1, 1)][rng.integers(3)]
+        else:
+            fill = _hsv(rng.uniform(0, 360), rng.uniform(0, 1) ** 1.5, rng.uniform(0, 1))
         if abs(_luma(fill) - lum) > 70:
             break
     page = background.copy()
@@ -477,7 +490,7 @@ def _scene_surface(rng, shape, cover, size):
         outline = 255 - fill if rng.random() < 0.7 else _hsv(rng.uniform(0, 360), 1, 1)
         page = _paint(page, cv2.dilate(cover, disc), outline)
     page = _paint(page, cover, fill)
-    return background, page, np.clip(np.median(background.reshape(-1, 3), 0), 0, 255)
+    return background, page, np.clip(_median_colour(background), 0, 255)
 
 
 def _capture(rng, kind: str, size: int, paper, ink_luma: float, extent: float) -> tuple[np.ndarray, Degradation]:
@@ -515,6 +528,15 @@ def _capture(rng, kind: str, size: int, paper, ink_luma: float, extent: float) -
         tilt = rng.normal(0, jitter, 2) / extent  # relative depth change across the content
         warp = np.array([[1, 0, 0], [0, 1, 0], [tilt[0], tilt[1], 1]]) @ warp
     return warp, degradation
+
+
+def _word_box(rng, label: np.ndarray, em: float) -> tuple[int, int, int, int]:
+    """(y0, y1, x0, x1): the ink's bounding box with a margin of -0.05 to 0.3 em on each side, within the image."""
+    rows, cols = np.flatnonzero(label.any(1)), np.flatnonzero(label.any(0))
+    top, bottom, left, right = rng.uniform(-0.05, 0.3, 4) * em
+    h, w = label.shape
+    return (max(0, round(rows[0] - top)), min(h, round(rows[-1] + 1 + bottom)),
+            max(0, round(cols[0] - left)), min(w, round(cols[-1] + 1 + right)))
 
 
 def render(kind: str, rng: np.random.Generator, size: int | None = None, canvas: tuple[int, int] | None = None) -> TextImage:
@@ -568,6 +590,12 @@ def render(kind: str, rng: np.random.Generator, size: int | None = None, canvas:
     d = cv2.perspectiveTransform(np.concatenate([c, c + [[[1, 0]]], c + [[[0, 1]]]], 1), warp)[0]
     (ax, ay), (bx, by) = d[1] - d[0], d[2] - d[0]
     scale = np.sqrt(abs(ax * by - ay * bx))
+    if kind == "scene" and not canvas and (label > 0).any():
+        # a word box drawn around the ink in the photo, as scene-text sets cut them: it often touches or
+        # clips the letters, and a detector that pads the crop then sees their ink run on at the edge
+        y0, y1, x0, x1 = _word_box(rng, label, size * scale)
+        page, background, label = page[y0:y1, x0:x1], background[y0:y1, x0:x1], label[y0:y1, x0:x1]
+        paper = _median_colour(background)
 
     return TextImage(
         image=degradation.apply(page),

@@ -191,7 +191,7 @@ def bench(in_dir, gt, report_dir, masks, clean, workers, ignore_case, alnum_only
 @main.command()
 @click.argument("out_dir", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--kind", type=click.Choice(["docs", "receipts", "scene"]), default="docs", show_default=True)
-@click.option("--n", type=click.IntRange(1), default=None, help="Images to make [default: 100; with --real, all].")
+@click.option("--n", type=click.IntRange(1), default=None, help="Images to make [default: 100]. With --real, the first N by name (default all): the seed draws only the occluders.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--coverage", type=(float, float), default=(0.05, 0.3), show_default=True,
               help="Range of the occluded share of the text region.")

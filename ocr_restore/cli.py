@@ -74,7 +74,7 @@ pipeline_options = _options(  # shared by every command that runs the pipeline
 reading_option = click.option(  # run and batch; bench reports both readings
     "--reading", type=click.Choice(READINGS), default="confident", show_default=True,
     help="confident: also read the input and keep, word by word, the reading Tesseract is clearly more "
-         "confident of; restored: read the restored image only (half the OCR time).")
+         "confident of; restored: read the restored image only (half the OCR work).")
 
 
 @click.group(cls=DefaultGroup, context_settings={"help_option_names": ["-h", "--help"]})

@@ -84,8 +84,6 @@ def _build_stage(kind: str, name: str, warn: Callable[[str], None]):
     try:
         return build(preferred)
     except ModelError as e:
-        if fallback is None:
-            raise
         warn(f"{e}; falling back to the {fallback} {kind}")
         return build(fallback)
 

@@ -454,7 +454,7 @@ def _scene_surface(rng, shape, cover, size):
         base = _hsv(rng.uniform(0, 360), rng.uniform(0.5, 1), rng.uniform(0.3, 1))
     else:
         base = _hsv(rng.uniform(0, 360), rng.uniform(0, 1) ** 2, rng.uniform(0.1, 1))
-    r = 0.0 if painted else rng.random()
+    r = 0.0 if painted else rng.random()  # a painted ground is flat
     if r < 0.3:
         background = np.broadcast_to(base, (h, w, 3)).astype(np.float32) + _smooth_field(rng, shape, 3, 6)[..., None]
     elif r < 0.6:  # gradient between two colours
@@ -490,7 +490,7 @@ def _scene_surface(rng, shape, cover, size):
         outline = 255 - fill if rng.random() < 0.7 else _hsv(rng.uniform(0, 360), 1, 1)
         page = _paint(page, cv2.dilate(cover, disc), outline)
     page = _paint(page, cover, fill)
-    return background, page, np.clip(_median_colour(background), 0, 255)
+    return background, page, _median_colour(background)
 
 
 def _capture(rng, kind: str, size: int, paper, ink_luma: float, extent: float) -> tuple[np.ndarray, Degradation]:

@@ -1,5 +1,9 @@
 """Accuracy benchmark: OCR on the occluded input, our restoration, the OpenCV baselines and the clean image.
 
+A synthetic set also has its recoverable images (the clean ones less the characters
+the occluders hid wholly, `data.occlude.recoverable`): their CER is the floor a
+restoration reaches without writing in letters of which nothing is left.
+
 Every variant uses the same mask (given with --masks, or found by the
 detector), so the comparison isolates the inpainter. Scores are micro-averaged
 over the set: total edits over total reference characters (or words).
@@ -28,8 +32,10 @@ from .pipeline import Pipeline  # noqa: E402
 
 __all__ = ["VARIANTS", "run_bench", "summarise"]
 
-# "restored" is ours; "confident" its reading merged word by word with the occluded one's, as the pipeline reads
-VARIANTS = ("occluded", "restored", "confident", "telea", "ns", "clean")
+# "restored" is ours; "confident" its reading merged word by word with the occluded one's, as the pipeline reads;
+# the references, read from folders beside the set, are the recoverable and the clean images
+REFERENCES = ("recoverable", "clean")
+VARIANTS = ("occluded", "restored", "confident", "telea", "ns", *REFERENCES)
 
 
 @dataclass(frozen=True)
@@ -37,7 +43,7 @@ class _Task:
     name: str  # relative path without suffix
     image: Path
     mask: Path | None
-    clean: Path | None
+    references: dict[str, Path]  # variant in REFERENCES -> its image
     transcript: str
     report_dir: Path
 
@@ -58,8 +64,7 @@ def _run(task: _Task) -> dict:
     mask, restored, detector_name, seconds = pipeline.restore(image, given)
     images = {"occluded": image, "restored": restored}
     images.update({name: inpaint(image, mask) for name, inpaint in _state["baselines"].items()})
-    if task.clean is not None:
-        images["clean"] = read_image(task.clean)
+    images.update({variant: read_image(path) for variant, path in task.references.items()})
     write_image(task.report_dir / "restored" / f"{task.name}.png", restored)
     write_mask(task.report_dir / "mask" / f"{task.name}.png", mask)
     row = {
@@ -106,7 +111,7 @@ def _example_grid(report: pd.DataFrame, tasks: dict[str, _Task], report_dir: Pat
             "occluded": read_image(task.image),
             "mask": read_image(report_dir / "mask" / f"{task.name}.png"),
             "restored": read_image(report_dir / "restored" / f"{task.name}.png"),
-            "clean": read_image(task.clean) if task.clean else None,
+            "clean": read_image(task.references["clean"]) if "clean" in task.references else None,
         }
         for ax, (title, variant) in zip(axrow, columns):
             ax.set_xticks([])
@@ -142,6 +147,7 @@ def run_bench(
     gt: Path | None = None,
     masks: Path | None = None,
     clean: Path | None = None,
+    recoverable: Path | None = None,
     workers: int = 1,
     ignore_case: bool = False,
     alnum_only: bool = False,
@@ -162,8 +168,9 @@ def run_bench(
         if transcript is None:
             continue
         mask = _find_beside(masks, relative) if masks else None
-        clean_path = _find_beside(clean, relative) if clean else None
-        tasks[str(relative)] = _Task(str(relative), path, mask, clean_path, transcript, report_dir)
+        references = {variant: _find_beside(folder, relative)
+                      for variant, folder in zip(REFERENCES, (recoverable, clean)) if folder}
+        tasks[str(relative)] = _Task(str(relative), path, mask, references, transcript, report_dir)
     if not tasks:
         raise InputFileError(f"{in_dir}: no image has a transcript (give --gt TSV or put <stem>.gt.txt beside each image)")
 
@@ -178,8 +185,10 @@ def run_bench(
         "images": len(report),
         "masks": f"given ({masks})" if masks else f"detected ({report.at[0, 'detector']})",
         "restored": f"ours ({report.at[0, 'inpainter']})",
-        "confident": "ours, each line read from the occluded input instead where Tesseract is clearly more confident of it",
+        "confident": "ours, merged word by word with the occluded input's reading where Tesseract is clearly more confident of that",
         "baselines": "OpenCV Telea and Navier-Stokes, radius 5, same masks",
+        **({"recoverable": f"the clean images less the characters wholly hidden ({recoverable}): "
+                           "the floor of a restoration that writes in no letter it cannot see"} if recoverable else {}),
         "ocr": f"tesseract {tesseract_version()}",
         "scoring": "micro-averaged edit distance, whitespace normalised"
         + (", case-insensitive" if ignore_case else "")

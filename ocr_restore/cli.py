@@ -169,20 +169,23 @@ def batch(in_dir, out_dir, masks, workers, detector, inpainter, lang, psm, readi
               help="True masks (same relative names); default: run the detector.")
 @click.option("--clean", type=click.Path(exists=True, file_okay=False, path_type=Path),
               help="Clean originals (same relative names), for the upper bound.")
+@click.option("--recoverable", type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="The clean images less the characters wholly hidden (synth writes them): the best a restoration "
+                   "reads without writing in letters it cannot see.")
 @click.option("--workers", type=click.IntRange(1), default=1, show_default=True, help="Parallel processes.")
 @click.option("--ignore-case", is_flag=True, help="Score case-insensitively.")
 @click.option("--alnum", "alnum_only", is_flag=True, help="Score letters and digits only (scene text).")
 @click.option("--examples", type=click.IntRange(1), default=8, show_default=True, help="Rows in examples.png.")
 @pipeline_options
-def bench(in_dir, gt, report_dir, masks, clean, workers, ignore_case, alnum_only, examples,
+def bench(in_dir, gt, report_dir, masks, clean, recoverable, workers, ignore_case, alnum_only, examples,
           detector, inpainter, lang, psm, verbose):
-    """OCR accuracy on occluded, restored, Telea, Navier-Stokes and clean images.
+    """OCR accuracy on occluded, restored, Telea, Navier-Stokes, recoverable and clean images.
 
     "confident" is the restored reading with the occluded one's more confident words, as `run` reads by default.
     """
     from .bench import run_bench
 
-    summary = run_bench(in_dir, report_dir, gt, masks, clean, workers, ignore_case, alnum_only,
+    summary = run_bench(in_dir, report_dir, gt, masks, clean, recoverable, workers, ignore_case, alnum_only,
                         _pipeline_options(detector, inpainter, lang, psm), examples)
     click.echo(summary.to_string(float_format=lambda v: f"{v:.4f}"))
     click.echo(f"report: {report_dir / 'report.md'}")
@@ -198,15 +201,18 @@ def bench(in_dir, gt, report_dir, masks, clean, workers, ignore_case, alnum_only
 @click.option("--real", "real_dir", type=click.Path(exists=True, file_okay=False, path_type=Path),
               help="Occlude this folder of real images (with labels.tsv) instead of rendering; evaluation only.")
 def synth(out_dir, kind, n, seed, coverage, real_dir):
-    """Write a synthetic set: clean/, occluded/, mask/, gt.tsv and *.gt.txt (ready for bench and batch)."""
+    """Write a set: clean/, occluded/, mask/, gt.tsv and *.gt.txt (ready for bench and batch), and for a
+    synthetic set recoverable/, the clean images less the characters the occluders hid wholly."""
     from .data.synth import occlude_real_set, write_synth_set
 
+    recoverable = ""
     if real_dir is not None:
         occlude_real_set(real_dir, out_dir, seed, coverage, n)
     else:
         write_synth_set(out_dir, kind, n or 100, seed, coverage)
+        recoverable = f" --recoverable {out_dir / 'recoverable'}"
     click.echo(f"wrote {out_dir}; benchmark it with: ocr-restore bench {out_dir / 'occluded'} "
-               f"--masks {out_dir / 'mask'} --clean {out_dir / 'clean'} -o {out_dir / 'report'}")
+               f"--masks {out_dir / 'mask'} --clean {out_dir / 'clean'}{recoverable} -o {out_dir / 'report'}")
 
 
 @main.group()

@@ -222,9 +222,15 @@ def test_a_synth_set_feeds_bench_and_batch_directly(tmp_path):
     made = invoke("synth", tmp_path / "set", "--kind", "receipts", "--n", 2, "--seed", 5)
     assert made.exit_code == 0, made.output
     s = tmp_path / "set"
-    bench = invoke("bench", s / "occluded", "--masks", s / "mask", "--clean", s / "clean", "-o", tmp_path / "r", *CLASSICAL)
+    assert f"--recoverable {s / 'recoverable'}" in made.stdout
+    bench = invoke("bench", s / "occluded", "--masks", s / "mask", "--clean", s / "clean",
+                   "--recoverable", s / "recoverable", "-o", tmp_path / "r", *CLASSICAL)
     assert bench.exit_code == 0, bench.output
     assert len(pd.read_csv(tmp_path / "r" / "report.csv")) == 2
+    summary = pd.read_csv(tmp_path / "r" / "summary.csv", index_col="variant")
+    assert list(summary.index[-2:]) == ["recoverable", "clean"]
+    assert summary["cer"].notna().all()
+    assert "recoverable" in (tmp_path / "r" / "report.md").read_text()
     batch = invoke("batch", s / "occluded", "-o", tmp_path / "out", "--masks", s / "mask", *CLASSICAL)
     assert batch.exit_code == 0 and "2 done" in batch.stdout
 

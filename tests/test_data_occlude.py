@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
-from ocr_restore.data.occlude import COLOURS, SHAPE_KINDS, STYLES, occlude, text_region
+from ocr_restore.data.occlude import COLOURS, SHAPE_KINDS, STYLES, occlude, recoverable, text_region
 from ocr_restore.data.render import KINDS, from_image, render
 
 
@@ -110,3 +110,34 @@ def test_real_images_without_ground_truth():
     occlusion = occlude(sample, np.random.default_rng(0), 0.2)
     assert np.array_equal(occlusion.mask, (occlusion.image != image).any(-1))
     assert 0.15 <= occlusion.coverage <= 0.25 and occlusion.char_hidden.shape == (0,)
+
+
+def test_recoverable_erases_the_wholly_hidden_characters_only():
+    rng = np.random.default_rng(6)
+    erased_some = False
+    for _ in range(12):
+        sample = render("docs", rng)
+        occlusion = occlude(sample, rng, 0.3)
+        image = recoverable(sample, occlusion)
+        assert image.dtype == np.uint8 and image.shape == sample.image.shape
+        hidden = np.isin(sample.char_ink, np.flatnonzero(occlusion.wholly_hidden) + 1)
+        in_view = (sample.char_ink > 0) & ~hidden
+        changed = (image != sample.image).any(-1)
+        # the ink of every character in view is the clean image's, and so is everything far from the erased ink
+        assert not (changed & in_view).any()
+        assert not (changed & ~cv2.dilate(hidden.view(np.uint8), np.ones((15, 15), np.uint8)).view(bool)).any()
+        if hidden.sum() > 50:
+            erased_some = True
+            # the paper there: a median much wider than a letter
+            paper = cv2.medianBlur(sample.image, int(2 * sample.text_height) | 1)[hidden].astype(np.float32)
+            before = np.abs(sample.image[hidden] - paper).max(-1).mean()
+            after = np.abs(image[hidden] - paper).max(-1).mean()
+            assert after < 0.3 * before, (before, after)  # the hidden glyphs are paper now
+    assert erased_some
+
+
+def test_recoverable_is_the_clean_image_when_nothing_is_wholly_hidden():
+    sample = render("receipts", np.random.default_rng(7))
+    occlusion = occlude(sample, np.random.default_rng(8), 0.01)
+    occlusion.char_hidden[:] = 0
+    assert np.array_equal(recoverable(sample, occlusion), sample.image)

@@ -33,6 +33,7 @@ def test_synth_set_layout_and_contents(tmp_path):
         assert_mask_is_the_hole(read_mask(out / "mask" / f"{name}.png", clean.shape[:2]), clean, occluded, row["shapes"])
     assert [r["name"] for r in rows] == [f"{n}.png" for n in names]
     assert all(0.04 <= float(r["coverage"]) <= 0.34 and r["shapes"] and int(r["chars"]) > 0 for r in rows)
+    assert sorted(p.stem for p in (out / "recoverable").iterdir()) == names
     assert not list(out.rglob("*.part*"))
 
 
@@ -68,6 +69,7 @@ def test_occlude_real_set(tmp_path):
         assert np.array_equal(clean, read_image(src / f"w{i}.jpg"))
         shapes = next(r["shapes"] for r in csv.DictReader((out / "meta.csv").open()) if r["name"] == f"w{i}.png")
         assert_mask_is_the_hole(read_mask(out / "mask" / f"w{i}.png"), clean, occluded, shapes)
+    assert not (out / "recoverable").exists()  # a real image has no per-character ink to erase
 
 
 def test_sample_grid(tmp_path):

@@ -163,6 +163,7 @@ def made(monkeypatch) -> dict:
 
     def remembering_occlude(sample, rng, coverage):
         occlusion = real_occlude(sample, rng, coverage)
+        occlusion.clean = sample.image
         made[occlusion.image.tobytes()] = occlusion
         return occlusion
 
@@ -179,7 +180,20 @@ def test_evaluation_of_a_perfect_detector(made):
     assert (table.iou.dropna() == 1).all() and (table.recall.dropna() == 1).all()
     overall = _overall(table)
     assert overall.fp_clean == 0 and overall.images == 4 and overall.ms >= 0
-    assert set(table.kind) == {"all", "docs", "scene"} and {"all", "shape", "colour", "style"} == set(table.group)
+    assert set(table.kind) == {"all", "docs", "scene"} and {"all", "shape", "colour", "style", "change"} == set(table.group)
+
+
+def test_evaluation_tells_recall_by_how_much_a_pixel_changed(made):
+    changed_a_lot = lambda o: np.abs(o.image.astype(int) - o.clean).max(-1) > 64
+    table = evaluate_detector(KnowingDetector(made, changed_a_lot), kinds=("docs",), n=3, seed=0)
+    bands = table[(table.kind == "all") & (table.group == "change")].set_index("value")
+    assert list(bands.index) == ["001-008", "009-016", "017-032", "033-064", "065-255"]
+    assert bands.loc["065-255", "recall"] == 1 and (bands.recall.iloc[:-1] == 0).all()
+    assert bands.iou.isna().all() and bands.precision.isna().all()  # a false positive changed no pixel
+    overall = _overall(table)
+    # every pixel of the truth in one band; the overall recall is the bands' weighted by their pixels
+    assert bands.pixels.sum() == overall.pixels
+    assert np.isclose(overall.recall, bands.pixels["065-255"] / overall.pixels)
 
 
 def test_evaluation_charges_shapes_by_colour(made):

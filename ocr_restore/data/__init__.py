@@ -8,7 +8,7 @@
 """
 
 from .dataset import FolderCrops, SyntheticCrops, fixed_set
-from .occlude import Occlusion, Shape, occlude
+from .occlude import Occlusion, Shape, occlude, recoverable
 from .render import KINDS, TextImage, render
 from .synth import occlude_real_set, save_sample_grid, write_synth_set
 
@@ -19,6 +19,7 @@ __all__ = [
     "Occlusion",
     "Shape",
     "occlude",
+    "recoverable",
     "SyntheticCrops",
     "FolderCrops",
     "fixed_set",

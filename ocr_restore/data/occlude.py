@@ -18,7 +18,7 @@ import numpy as np
 
 from .render import TextImage, _hsv, _smooth_field
 
-__all__ = ["SHAPE_KINDS", "STYLES", "COLOURS", "Shape", "Occlusion", "occlude", "text_region"]
+__all__ = ["SHAPE_KINDS", "STYLES", "COLOURS", "Shape", "Occlusion", "occlude", "recoverable", "text_region"]
 
 SHAPE_KINDS = ("line", "stroke", "scribble", "circle", "ellipse", "rect", "polygon", "blob", "freeform")
 STYLES = ("filled", "outline", "textured", "highlighter")
@@ -30,6 +30,7 @@ _TOLERANCE = 0.1  # a shape may overshoot the requested coverage by this share o
 _CLOSE_ENOUGH = 0.04  # stop adding shapes this close (relative) below the request
 _SUBPIXEL = 4  # cv2 drawing shift: coordinates in 1/16 px
 _INVISIBLE = 4  # grey levels: a change this small beside a shape is JPEG or blur spill, not the shape
+_ERASE_RADIUS = 5  # px: cv2.inpaint's neighbourhood when the paper is drawn over an erased character
 
 
 @dataclass
@@ -310,6 +311,25 @@ def occlude(sample: TextImage, rng: np.random.Generator, coverage: float) -> Occ
         coverage=painted / max(1.0, (x1 - x0) * (y1 - y0)),
         paper_area=np.isin(cover_ids, paper_ids) if paper_ids else np.zeros((h, w), bool),
     )
+
+
+def recoverable(sample: TextImage, occlusion: Occlusion) -> np.ndarray:
+    """The clean image without the characters `occlusion` wholly hides (uint8 HxWx3).
+
+    It is the most a restoration can give back without writing letters of which
+    nothing is left in view, and so the floor of the CER any inpainter can reach
+    without guessing text. The hidden characters' ink, widened by the capture's
+    blur, is filled with the paper around it (Telea); the ink of every character
+    still in view, and every pixel away from the erased ones, is the clean image's.
+    """
+    hidden = np.isin(sample.char_ink, np.flatnonzero(occlusion.wholly_hidden) + 1)
+    if not hidden.any():
+        return sample.image.copy()
+    reach = int(np.ceil(2 * sample.degradation.blur)) + 1
+    disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * reach + 1,) * 2)
+    in_view = (sample.char_ink > 0) & ~hidden
+    erase = cv2.dilate(hidden.view(np.uint8), disc).view(bool) & ~in_view
+    return cv2.inpaint(sample.image, erase.view(np.uint8), _ERASE_RADIUS, cv2.INPAINT_TELEA)
 
 
 def _composite(rng, page: np.ndarray, alpha: np.ndarray, style: str, colour: str, sample: TextImage, em: float):

@@ -6,6 +6,8 @@ A set is a folder that `ocr-restore bench` and `batch` read directly:
     occluded/NNNNN.png   occluded/NNNNN.gt.txt   the input to restore
     mask/NNNNN.png                               255 = the hole: where occluded differs from clean, plus
                                                  the whole area of paper-coloured shapes (erasures)
+    recoverable/NNNNN.png                        synthetic sets: clean, less the characters wholly hidden
+                                                 (occlude.recoverable), the floor of any restoration's CER
     gt.tsv                                       name<TAB>text, line breaks as \\n
     meta.csv                                     per image: size, coverage, shapes, chars hidden
 
@@ -25,12 +27,12 @@ from tqdm import tqdm
 from ..errors import InputFileError
 from ..files import atomic_path, read_image, read_transcripts, write_image, write_mask, write_text
 from ..textscale import estimate_text_height
-from .occlude import Occlusion, occlude
+from .occlude import Occlusion, occlude, recoverable
 from .render import KINDS, TextImage, from_image, render
 
 __all__ = ["write_synth_set", "occlude_real_set", "save_sample_grid"]
 
-_FOLDERS = ("clean", "occluded", "mask")
+_FOLDERS = ("clean", "occluded", "mask", "recoverable")
 _META_FIELDS = ["name", "kind", "width", "height", "text_height", "coverage", "mask_fraction",
                 "shapes", "chars", "chars_hidden"]
 
@@ -105,6 +107,7 @@ def write_synth_set(out_dir: str | Path, kind: str, n: int, seed: int, coverage:
         sample = render(kind, rng)
         occlusion = occlude(sample, rng, rng.uniform(*coverage))
         _write_sample(out_dir, name, sample.image, occlusion, sample.text)
+        write_image(out_dir / "recoverable" / f"{name}.png", recoverable(sample, occlusion))
         texts[name] = sample.text
         rows.append(_meta_row(name, sample, occlusion))
     _finish(out_dir, texts, rows)

@@ -47,6 +47,8 @@ SCALE_JITTER = 0.7
 # on a canvas wider than the text, the model took the coloured ground of a real word crop for a shape
 TIGHT_SHARE = 0.5
 PAPER_MARGIN = 6  # px (a quarter em): how far a paper-coloured shape is detectable beyond the ink it erased
+# grey levels (largest channel) an occluder changed a pixel by: the evaluation's recall per band of them
+CHANGE_BANDS = ((1, 8), (9, 16), (17, 32), (33, 64), (65, 255))
 
 
 def detector_target(hole: torch.Tensor, paper_area: torch.Tensor) -> torch.Tensor:
@@ -276,8 +278,10 @@ def evaluate_detector(
     Returns one row per (kind, group, value), with kind "all" summing the kinds:
     group "all" (columns iou, recall, precision, fp_clean = pixels flagged on the
     clean images per ink pixel, paper_recall and paper_precision of the
-    paper-coloured mask, ms per image), and groups "shape", "style" and "colour"
-    (iou, recall, precision, pixels).
+    paper-coloured mask, ms per image), groups "shape", "style" and "colour"
+    (iou, recall, precision, pixels), and group "change": recall on the pixels an
+    occluder changed by a band of grey levels (CHANGE_BANDS; the blur and JPEG
+    spill around a shape is faint), where a false positive has no band.
     """
     counts: dict[tuple[str, str, str], np.ndarray] = {}  # tp, fp, fn
     # per kind: flagged on clean, ink, paper tp, paper truth, paper hits, paper flagged, images, seconds
@@ -304,6 +308,10 @@ def evaluate_detector(
             truth, predicted = occlusion.mask & counted, found.mask & counted
             false_positive = predicted & ~truth
             add((kind, "all", "all"), [(predicted & truth).sum(), false_positive.sum(), (truth & ~predicted).sum()])
+            change = np.abs(occlusion.image.astype(np.int16) - sample.image).max(-1)
+            for low, high in CHANGE_BANDS:
+                band = truth & (change >= low) & (change <= high)
+                add((kind, "change", f"{low:03d}-{high:03d}"), [(predicted & band).sum(), 0, (band & ~predicted).sum()])
 
             nearest, distance = _nearest_shape(occlusion.shape_ids)
             per_shape = lambda ids, where: np.bincount(ids[where], minlength=len(occlusion.shapes) + 1)
@@ -332,13 +340,15 @@ def evaluate_detector(
     for (kind, group, value), (tp, fp, fn) in sorted(counts.items()):
         row = {"kind": kind, "group": group, "value": value, "pixels": int(tp + fn),
                "iou": _ratio(tp, tp + fp + fn), "recall": _ratio(tp, tp + fn), "precision": _ratio(tp, tp + fp)}
+        if group == "change":
+            row.update(iou=np.nan, precision=np.nan)
         if group == "all":
             flagged, ink, paper_tp, paper_truth, paper_hits, paper_flagged, images, seconds = extra[kind]
             row.update(fp_clean=_ratio(flagged, ink), paper_recall=_ratio(paper_tp, paper_truth),
                        paper_precision=_ratio(paper_hits, paper_flagged), images=int(images),
                        ms=1000 * seconds / images)
         rows.append(row)
-    order = {"all": 0, "shape": 1, "style": 2, "colour": 3}
+    order = {"all": 0, "shape": 1, "style": 2, "colour": 3, "change": 4}
     table = pd.DataFrame(rows).sort_values(["kind", "group", "value"], key=lambda c: c.map(order) if c.name == "group" else c)
     return table.reset_index(drop=True)
 

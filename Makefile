@@ -49,7 +49,7 @@ bench: setup eval/docs/recoverable eval/sroie eval/iiit5k
 	ocr-restore bench eval/sroie/occluded --masks eval/sroie/mask --clean eval/sroie/clean -o eval/sroie/report --workers 2 --ignore-case --inpainter pconv
 	ocr-restore bench eval/iiit5k/occluded --masks eval/iiit5k/mask --clean eval/iiit5k/clean -o eval/iiit5k/report --workers 2 --ignore-case --alnum --inpainter pconv
 	ocr-restore bench-detector -o eval/detector --n 100 --seed 2000 --clean-real eval/sroie/clean --clean-real eval/iiit5k/clean
-	ocr-restore bench eval/docs/occluded --clean eval/docs/clean -o eval/docs/report-default --workers 2
+	ocr-restore bench eval/docs/occluded --clean eval/docs/clean --recoverable eval/docs/recoverable -o eval/docs/report-default --workers 2
 	ocr-restore bench eval/sroie/occluded --clean eval/sroie/clean -o eval/sroie/report-default --workers 2 --ignore-case
 	ocr-restore bench eval/iiit5k/occluded --clean eval/iiit5k/clean -o eval/iiit5k/report-default --workers 2 --ignore-case --alnum
 

@@ -169,7 +169,7 @@ def run_bench(
             continue
         mask = _find_beside(masks, relative) if masks else None
         references = {variant: _find_beside(folder, relative)
-                      for variant, folder in zip(REFERENCES, (recoverable, clean)) if folder}
+                      for variant, folder in (("recoverable", recoverable), ("clean", clean)) if folder}
         tasks[str(relative)] = _Task(str(relative), path, mask, references, transcript, report_dir)
     if not tasks:
         raise InputFileError(f"{in_dir}: no image has a transcript (give --gt TSV or put <stem>.gt.txt beside each image)")

@@ -1,8 +1,8 @@
 """Accuracy benchmark: OCR on the occluded input, our restoration, the OpenCV baselines and the clean image.
 
-A synthetic set also has its recoverable images (the clean ones less the characters
-the occluders hid wholly, `data.occlude.recoverable`): their CER is the floor a
-restoration reaches without writing in letters of which nothing is left.
+A set made by `ocr-restore synth` also has its recoverable images (the clean ones less
+the characters the occluders hid wholly, `data.occlude.recoverable`): their CER is the
+floor a restoration reaches without writing in letters of which nothing is left.
 
 Every variant uses the same mask (given with --masks, or found by the
 detector), so the comparison isolates the inpainter. Scores are micro-averaged

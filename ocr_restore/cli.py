@@ -201,18 +201,16 @@ def bench(in_dir, gt, report_dir, masks, clean, recoverable, workers, ignore_cas
 @click.option("--real", "real_dir", type=click.Path(exists=True, file_okay=False, path_type=Path),
               help="Occlude this folder of real images (with labels.tsv) instead of rendering; evaluation only.")
 def synth(out_dir, kind, n, seed, coverage, real_dir):
-    """Write a set: clean/, occluded/, mask/, gt.tsv and *.gt.txt (ready for bench and batch), and for a
-    synthetic set recoverable/, the clean images less the characters the occluders hid wholly."""
+    """Write a set: clean/, occluded/, mask/, recoverable/ (the clean images less the characters the occluders hid
+    wholly), gt.tsv and *.gt.txt, ready for bench and batch."""
     from .data.synth import occlude_real_set, write_synth_set
 
-    recoverable = ""
     if real_dir is not None:
         occlude_real_set(real_dir, out_dir, seed, coverage, n)
     else:
         write_synth_set(out_dir, kind, n or 100, seed, coverage)
-        recoverable = f" --recoverable {out_dir / 'recoverable'}"
-    click.echo(f"wrote {out_dir}; benchmark it with: ocr-restore bench {out_dir / 'occluded'} "
-               f"--masks {out_dir / 'mask'} --clean {out_dir / 'clean'}{recoverable} -o {out_dir / 'report'}")
+    click.echo(f"wrote {out_dir}; benchmark it with: ocr-restore bench {out_dir / 'occluded'} --masks {out_dir / 'mask'} "
+               f"--clean {out_dir / 'clean'} --recoverable {out_dir / 'recoverable'} -o {out_dir / 'report'}")
 
 
 @main.group()

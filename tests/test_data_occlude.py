@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
-from ocr_restore.data.occlude import COLOURS, SHAPE_KINDS, STYLES, occlude, recoverable, text_region
+from ocr_restore.data.occlude import COLOURS, SHAPE_KINDS, STYLES, hidden_share, occlude, recoverable, text_region
 from ocr_restore.data.render import KINDS, from_image, render
 
 
@@ -57,6 +57,9 @@ def test_hidden_fraction_per_char():
             if not any(s.style == "highlighter" for s in occlusion.shapes):
                 assert occlusion.char_hidden[i] >= under_mask - 1e-6  # hidden includes all changed ink
         assert np.array_equal(occlusion.wholly_hidden, occlusion.char_hidden >= 0.95)
+        highlighted = np.isin(occlusion.shape_ids, [k for k, s in enumerate(occlusion.shapes, 1) if s.style == "highlighter"])
+        assert (occlusion.hidden >= occlusion.mask & ~highlighted).all()  # what changed is lost, but under a highlighter
+        assert np.allclose(occlusion.char_hidden, hidden_share(sample.char_ink, occlusion.hidden, n))
 
 
 def test_a_char_under_a_bar_is_wholly_hidden():
@@ -118,7 +121,7 @@ def test_recoverable_erases_the_wholly_hidden_characters_only():
     for _ in range(12):
         sample = render("docs", rng)
         occlusion = occlude(sample, rng, 0.3)
-        image = recoverable(sample, occlusion)
+        image = recoverable(sample.image, sample.char_ink, occlusion, spread=2)
         assert image.dtype == np.uint8 and image.shape == sample.image.shape
         hidden = np.isin(sample.char_ink, np.flatnonzero(occlusion.wholly_hidden) + 1)
         in_view = (sample.char_ink > 0) & ~hidden
@@ -139,5 +142,13 @@ def test_recoverable_erases_the_wholly_hidden_characters_only():
 def test_recoverable_is_the_clean_image_when_nothing_is_wholly_hidden():
     sample = render("receipts", np.random.default_rng(7))
     occlusion = occlude(sample, np.random.default_rng(8), 0.01)
-    occlusion.char_hidden[:] = 0
-    assert np.array_equal(recoverable(sample, occlusion), sample.image)
+    occlusion.hidden[:] = False
+    assert np.array_equal(recoverable(sample.image, sample.char_ink, occlusion, spread=2), sample.image)
+
+
+def test_hidden_share_counts_each_label():
+    ink = np.array([[1, 1, 0, 2],
+                    [1, 1, 0, 2]])
+    hidden = np.array([[True, False, True, True],
+                       [False, False, True, True]])
+    assert np.allclose(hidden_share(ink, hidden, 3), [0.25, 1.0, 0.0])  # label 3 has no ink

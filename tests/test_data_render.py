@@ -8,7 +8,7 @@ import pytest
 from PIL import Image, ImageDraw
 
 from ocr_restore.data.fonts import FONTS, load_font
-from ocr_restore.data.render import INK_LEVEL, KINDS, _line, draw_text, render
+from ocr_restore.data.render import INK_LEVEL, KINDS, _line, draw_text, ink_components, otsu_ink, render
 
 LINE = 'AVAWAY To, "Ty." fi 12.50 $ (Hello) World; kerning'
 
@@ -80,3 +80,14 @@ def test_canvas_mode_fills_the_canvas_at_the_requested_size():
         assert sample.image.shape == (64, 128, 3)
         assert abs(sample.text_height - 24) < 24 * 0.15
         assert (sample.char_ink > 0).mean() > 0.02
+
+
+def test_ink_components_on_dark_and_on_light_grounds():
+    image = np.full((40, 60, 3), 230, np.uint8)
+    image[5:15, 5:20] = 20  # two dark marks and a speck of mid grey
+    image[20:35, 30:50] = 40
+    for picture in (image, 255 - image):  # light marks on a dark ground are ink too
+        assert otsu_ink(picture).sum() == 10 * 15 + 15 * 20
+        labels = ink_components(picture)
+        assert labels.max() == 2 and (labels[5:15, 5:20] == labels[5, 5]).all()
+        assert (labels[20:35, 30:50] == labels[20, 30]).all() and labels[5, 5] != labels[20, 30]

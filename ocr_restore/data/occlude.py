@@ -18,7 +18,8 @@ import numpy as np
 
 from .render import TextImage, _hsv, _smooth_field
 
-__all__ = ["SHAPE_KINDS", "STYLES", "COLOURS", "Shape", "Occlusion", "occlude", "recoverable", "text_region"]
+__all__ = ["SHAPE_KINDS", "STYLES", "COLOURS", "Shape", "Occlusion", "occlude", "hidden_share", "recoverable",
+           "text_region"]
 
 SHAPE_KINDS = ("line", "stroke", "scribble", "circle", "ellipse", "rect", "polygon", "blob", "freeform")
 STYLES = ("filled", "outline", "textured", "highlighter")
@@ -31,6 +32,7 @@ _CLOSE_ENOUGH = 0.04  # stop adding shapes this close (relative) below the reque
 _SUBPIXEL = 4  # cv2 drawing shift: coordinates in 1/16 px
 _INVISIBLE = 4  # grey levels: a change this small beside a shape is JPEG or blur spill, not the shape
 _ERASE_RADIUS = 5  # px: cv2.inpaint's neighbourhood when the paper is drawn over an erased character
+WHOLLY = 0.95  # a character with at least this share of its ink hidden is wholly hidden
 
 
 @dataclass
@@ -50,16 +52,24 @@ class Occlusion:
     mask: np.ndarray  # bool HxW, exactly the pixels where image differs from the clean image
     shape_ids: np.ndarray  # int16 HxW: k where the k-th shape (1-based) changed the pixel, topmost wins; 0 elsewhere
     shapes: list[Shape]  # the shapes in painting order
-    # float32 N: fraction of each char's ink under the mask or an opaque shape (a highlighter hides
-    # nothing; a black bar on black ink changes no pixel yet hides it); 0 for chars out of view
-    char_hidden: np.ndarray
+    # bool HxW: what can no longer be seen: the mask, but for pixels only a highlighter changed, and
+    # every pixel under an opaque shape (a black bar on black ink changes no pixel yet hides it)
+    hidden: np.ndarray
+    char_hidden: np.ndarray  # float32 N: hidden_share of each char's ink; 0 for chars out of view
     coverage: float  # fraction of the text region painted by shapes
     paper_area: np.ndarray  # bool HxW: pixels painted by a paper-coloured shape (erasures), changed or not
 
     @property
     def wholly_hidden(self) -> np.ndarray:
-        """Chars (bool N) with at least 95% of their ink hidden."""
-        return self.char_hidden >= 0.95
+        """Chars (bool N) with at least WHOLLY of their ink hidden."""
+        return self.char_hidden >= WHOLLY
+
+
+def hidden_share(ink: np.ndarray, hidden: np.ndarray, count: int) -> np.ndarray:
+    """float32 (count,): the share of each ink label 1..count (int HxW, 0 = no ink) that `hidden` covers."""
+    total = np.bincount(ink.ravel(), minlength=count + 1)[1 : count + 1]
+    lost = np.bincount(ink[hidden], minlength=count + 1)[1 : count + 1]
+    return (lost / np.maximum(total, 1)).astype(np.float32)
 
 
 def text_region(sample: TextImage) -> tuple[int, int, int, int]:
@@ -295,41 +305,39 @@ def occlude(sample: TextImage, rng: np.random.Generator, coverage: float) -> Occ
     shape_ids = np.where(mask, owner, 0).astype(np.int16)
 
     paper_ids = [k + 1 for k, s in enumerate(shapes) if s.colour == "paper"]
-    # ink is hidden where an opaque shape lies on it, even in its own colour (a black bar on black
-    # text changes no pixel there), but not under a highlighter only
     highlight_ids = [k + 1 for k, s in enumerate(shapes) if s.style == "highlighter"]
-    see_through = np.isin(shape_ids, highlight_ids)
-    n = len(sample.char_boxes)
-    ink_total = np.bincount(sample.char_ink.ravel(), minlength=n + 1)[1:]
-    ink_hidden = np.bincount(sample.char_ink[mask & ~see_through | opaque], minlength=n + 1)[1:]
+    hidden = mask & ~np.isin(shape_ids, highlight_ids) | opaque
     return Occlusion(
         image=image,
         mask=mask,
         shape_ids=shape_ids,
         shapes=shapes,
-        char_hidden=(ink_hidden / np.maximum(ink_total, 1)).astype(np.float32),
+        hidden=hidden,
+        char_hidden=hidden_share(sample.char_ink, hidden, len(sample.char_boxes)),
         coverage=painted / max(1.0, (x1 - x0) * (y1 - y0)),
         paper_area=np.isin(cover_ids, paper_ids) if paper_ids else np.zeros((h, w), bool),
     )
 
 
-def recoverable(sample: TextImage, occlusion: Occlusion) -> np.ndarray:
+def recoverable(clean: np.ndarray, ink: np.ndarray, occlusion: Occlusion, spread: int) -> np.ndarray:
     """The clean image without the characters `occlusion` wholly hides (uint8 HxWx3).
 
     It is the most a restoration can give back without writing letters of which
     nothing is left in view, and so the floor of the CER any inpainter can reach
-    without guessing text. The hidden characters' ink, widened by the capture's
-    blur, is filled with the paper around it (Telea); the ink of every character
-    still in view, and every pixel away from the erased ones, is the clean image's.
+    without guessing text. ink: int HxW, the characters' ink labelled 1..N (a
+    TextImage's char_ink, or render.ink_components of a real image). The wholly
+    hidden characters' ink, widened by `spread` px (the capture's blur), is filled
+    with the paper around it (Telea); the ink of every character still in view, and
+    every pixel away from the erased ones, is the clean image's.
     """
-    hidden = np.isin(sample.char_ink, np.flatnonzero(occlusion.wholly_hidden) + 1)
+    wholly = hidden_share(ink, occlusion.hidden, int(ink.max())) >= WHOLLY
+    hidden = np.isin(ink, np.flatnonzero(wholly) + 1)
     if not hidden.any():
-        return sample.image.copy()
-    reach = int(np.ceil(2 * sample.degradation.blur)) + 1
-    disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * reach + 1,) * 2)
-    in_view = (sample.char_ink > 0) & ~hidden
+        return clean.copy()
+    disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * spread + 1,) * 2)
+    in_view = (ink > 0) & ~hidden
     erase = cv2.dilate(hidden.view(np.uint8), disc).view(bool) & ~in_view
-    return cv2.inpaint(sample.image, erase.view(np.uint8), _ERASE_RADIUS, cv2.INPAINT_TELEA)
+    return cv2.inpaint(clean, erase.view(np.uint8), _ERASE_RADIUS, cv2.INPAINT_TELEA)
 
 
 def _composite(rng, page: np.ndarray, alpha: np.ndarray, style: str, colour: str, sample: TextImage, em: float):

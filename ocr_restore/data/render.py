@@ -27,7 +27,8 @@ from PIL import Image, ImageDraw
 from . import corpus
 from .fonts import FONTS, Font, fonts_with, load_font
 
-__all__ = ["KINDS", "INK_LEVEL", "Degradation", "TextImage", "render", "draw_text", "from_image"]
+__all__ = ["KINDS", "INK_LEVEL", "Degradation", "TextImage", "render", "draw_text", "from_image", "otsu_ink",
+           "ink_components"]
 
 KINDS = ("docs", "receipts", "scene")
 INK_LEVEL = 96  # glyph coverage (of 255) above which a pixel is that character's ink
@@ -107,6 +108,22 @@ def from_image(image: np.ndarray, text_height: float, text: str = "") -> TextIma
         text_height=float(text_height), paper=paper, kind="real", page=image, background=background,
         degradation=Degradation(0),
     )
+
+
+def otsu_ink(image: np.ndarray) -> np.ndarray:
+    """bool HxW: the minority side of an Otsu split of the grey levels, the ink of a real text image
+    whether it is dark on light or light on dark."""
+    _, dark = cv2.threshold(cv2.cvtColor(image, cv2.COLOR_RGB2GRAY), 0, 1, cv2.THRESH_BINARY_INV + cv2.THRESH_OTSU)
+    dark = dark.view(bool)
+    return dark if dark.sum() <= dark.size / 2 else ~dark
+
+
+def ink_components(image: np.ndarray) -> np.ndarray:
+    """int32 HxW: the connected components of `otsu_ink`, labelled 1..N, 0 elsewhere. They stand in for
+    the characters of a real image, which has no per-character ink: letters that touch are one, and the
+    dot of an i is one of its own."""
+    _, labels = cv2.connectedComponents(otsu_ink(image).view(np.uint8), connectivity=8)
+    return labels
 
 
 # ---------------------------------------------------------------- glyphs and layout

@@ -6,8 +6,9 @@ A set is a folder that `ocr-restore bench` and `batch` read directly:
     occluded/NNNNN.png   occluded/NNNNN.gt.txt   the input to restore
     mask/NNNNN.png                               255 = the hole: where occluded differs from clean, plus
                                                  the whole area of paper-coloured shapes (erasures)
-    recoverable/NNNNN.png                        synthetic sets: clean, less the characters wholly hidden
-                                                 (occlude.recoverable), the floor of any restoration's CER
+    recoverable/NNNNN.png                        clean, less the characters wholly hidden (occlude.recoverable):
+                                                 the floor of any restoration's CER; in a real set the
+                                                 characters are the ink's connected components
     gt.tsv                                       name<TAB>text, line breaks as \\n
     meta.csv                                     per image: size, coverage, shapes, chars hidden
 
@@ -28,11 +29,12 @@ from ..errors import InputFileError
 from ..files import atomic_path, read_image, read_transcripts, write_image, write_mask, write_text
 from ..textscale import estimate_text_height
 from .occlude import Occlusion, occlude, recoverable
-from .render import KINDS, TextImage, from_image, render
+from .render import KINDS, TextImage, from_image, ink_components, render
 
 __all__ = ["write_synth_set", "occlude_real_set", "save_sample_grid"]
 
 _FOLDERS = ("clean", "occluded", "mask", "recoverable")
+REAL_INK_SPREAD = 2  # px around a real image's Otsu ink that still belongs to the letter (its blurred edge)
 _META_FIELDS = ["name", "kind", "width", "height", "text_height", "coverage", "mask_fraction",
                 "shapes", "chars", "chars_hidden"]
 
@@ -59,8 +61,11 @@ def _prepare(out_dir: Path) -> None:
                 (out_dir / folder / f"{stem}{suffix}").unlink(missing_ok=True)
 
 
-def _write_sample(out_dir: Path, name: str, clean: np.ndarray, occlusion: Occlusion, text: str) -> None:
+def _write_sample(out_dir: Path, name: str, clean: np.ndarray, occlusion: Occlusion, text: str,
+                  ink: np.ndarray, spread: int) -> None:
+    """The set's files for one image; ink and spread (px) are the characters' ink, as `recoverable` takes them."""
     write_image(out_dir / "clean" / f"{name}.png", clean)
+    write_image(out_dir / "recoverable" / f"{name}.png", recoverable(clean, ink, occlusion, spread))
     write_image(out_dir / "occluded" / f"{name}.png", occlusion.image)
     # the hole to fill: the changed pixels alone would trace the glyphs a white-out erased
     write_mask(out_dir / "mask" / f"{name}.png", occlusion.mask | occlusion.paper_area)
@@ -106,8 +111,8 @@ def write_synth_set(out_dir: str | Path, kind: str, n: int, seed: int, coverage:
         name = f"{i:05d}"
         sample = render(kind, rng)
         occlusion = occlude(sample, rng, rng.uniform(*coverage))
-        _write_sample(out_dir, name, sample.image, occlusion, sample.text)
-        write_image(out_dir / "recoverable" / f"{name}.png", recoverable(sample, occlusion))
+        spread = int(np.ceil(2 * sample.degradation.blur)) + 1
+        _write_sample(out_dir, name, sample.image, occlusion, sample.text, sample.char_ink, spread)
         texts[name] = sample.text
         rows.append(_meta_row(name, sample, occlusion))
     _finish(out_dir, texts, rows)
@@ -143,7 +148,7 @@ def occlude_real_set(
         em = estimate_text_height(image) or 0.8 * image.shape[0]
         sample = from_image(image, em, truth[stem])
         occlusion = occlude(sample, rng, rng.uniform(*coverage))
-        _write_sample(out_dir, stem, image, occlusion, truth[stem])
+        _write_sample(out_dir, stem, image, occlusion, truth[stem], ink_components(image), REAL_INK_SPREAD)
         texts[stem] = truth[stem]
         rows.append(_meta_row(stem, sample, occlusion))
     _finish(out_dir, texts, rows)

@@ -31,6 +31,7 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from ..data import KINDS, SyntheticCrops, fixed_set, occlude, render
+from ..data.render import otsu_ink
 from ..detect import DEFAULT_WEIGHTS, MIN_INPUT, Detector
 from ..files import find_images, read_image
 from ..nn.seg_unet import CONFIGS, SegUNet, SegUNetConfig, load_seg_unet, save_seg_unet
@@ -361,9 +362,8 @@ def false_positives_on_real(detector: Detector, folder: str | Path) -> dict[str,
     for path in tqdm(paths, desc=f"{detector.name} on {Path(folder).name}", leave=False):
         image = read_image(path)
         mask = detector(image).mask
-        _, dark = cv2.threshold(cv2.cvtColor(image, cv2.COLOR_RGB2GRAY), 0, 1, cv2.THRESH_BINARY_INV + cv2.THRESH_OTSU)
         flagged += mask.sum()
-        ink += min(dark.sum(), dark.size - dark.sum())
+        ink += otsu_ink(image).sum()
         images_flagged += bool(mask.any())
     return {"set": str(folder), "images": len(paths), "fp_per_ink": _ratio(flagged, ink),
             "images_flagged": _ratio(images_flagged, len(paths))}

@@ -33,9 +33,8 @@ from .pipeline import Pipeline  # noqa: E402
 __all__ = ["VARIANTS", "run_bench", "summarise"]
 
 # "restored" is ours; "confident" its reading merged word by word with the occluded one's, as the pipeline reads;
-# the references, read from folders beside the set, are the recoverable and the clean images
-REFERENCES = ("recoverable", "clean")
-VARIANTS = ("occluded", "restored", "confident", "telea", "ns", *REFERENCES)
+# "recoverable" and "clean" are read from folders beside the set
+VARIANTS = ("occluded", "restored", "confident", "telea", "ns", "recoverable", "clean")
 
 
 @dataclass(frozen=True)
@@ -43,7 +42,7 @@ class _Task:
     name: str  # relative path without suffix
     image: Path
     mask: Path | None
-    references: dict[str, Path]  # variant in REFERENCES -> its image
+    references: dict[str, Path]  # "recoverable" and "clean", where given -> the image
     transcript: str
     report_dir: Path
 

@@ -84,7 +84,7 @@ def test_canvas_mode_fills_the_canvas_at_the_requested_size():
 
 def test_ink_components_on_dark_and_on_light_grounds():
     image = np.full((40, 60, 3), 230, np.uint8)
-    image[5:15, 5:20] = 20  # two dark marks and a speck of mid grey
+    image[5:15, 5:20] = 20  # two dark marks
     image[20:35, 30:50] = 40
     for picture in (image, 255 - image):  # light marks on a dark ground are ink too
         assert otsu_ink(picture).sum() == 10 * 15 + 15 * 20

@@ -312,7 +312,8 @@ def evaluate_detector(
             change = np.abs(occlusion.image.astype(np.int16) - sample.image).max(-1)
             for low, high in CHANGE_BANDS:
                 band = truth & (change >= low) & (change <= high)
-                add((kind, "change", f"{low:03d}-{high:03d}"), [(predicted & band).sum(), 0, (band & ~predicted).sum()])
+                # a false positive changed no pixel and so has no band: its count, and with it IoU and precision, is NaN
+                add((kind, "change", f"{low:03d}-{high:03d}"), [(predicted & band).sum(), np.nan, (band & ~predicted).sum()])
 
             nearest, distance = _nearest_shape(occlusion.shape_ids)
             per_shape = lambda ids, where: np.bincount(ids[where], minlength=len(occlusion.shapes) + 1)
@@ -341,8 +342,6 @@ def evaluate_detector(
     for (kind, group, value), (tp, fp, fn) in sorted(counts.items()):
         row = {"kind": kind, "group": group, "value": value, "pixels": int(tp + fn),
                "iou": _ratio(tp, tp + fp + fn), "recall": _ratio(tp, tp + fn), "precision": _ratio(tp, tp + fp)}
-        if group == "change":
-            row.update(iou=np.nan, precision=np.nan)
         if group == "all":
             flagged, ink, paper_tp, paper_truth, paper_hits, paper_flagged, images, seconds = extra[kind]
             row.update(fp_clean=_ratio(flagged, ink), paper_recall=_ratio(paper_tp, paper_truth),

@@ -44,14 +44,17 @@ eval/sroie/recoverable:
 eval/iiit5k/recoverable:
 	ocr-restore synth eval/iiit5k --real $(REAL)/iiit5k_test --n 300 --seed 1000
 
+# a set's reference images: the clean ones and the recoverable ones
+REFERENCES = --clean eval/$(1)/clean --recoverable eval/$(1)/recoverable
+
 bench: setup eval/docs/recoverable eval/sroie/recoverable eval/iiit5k/recoverable
-	ocr-restore bench eval/docs/occluded --masks eval/docs/mask --clean eval/docs/clean --recoverable eval/docs/recoverable -o eval/docs/report --workers 2 --inpainter pconv
-	ocr-restore bench eval/sroie/occluded --masks eval/sroie/mask --clean eval/sroie/clean --recoverable eval/sroie/recoverable -o eval/sroie/report --workers 2 --ignore-case --inpainter pconv
-	ocr-restore bench eval/iiit5k/occluded --masks eval/iiit5k/mask --clean eval/iiit5k/clean --recoverable eval/iiit5k/recoverable -o eval/iiit5k/report --workers 2 --ignore-case --alnum --inpainter pconv
+	ocr-restore bench eval/docs/occluded --masks eval/docs/mask $(call REFERENCES,docs) -o eval/docs/report --workers 2 --inpainter pconv
+	ocr-restore bench eval/sroie/occluded --masks eval/sroie/mask $(call REFERENCES,sroie) -o eval/sroie/report --workers 2 --ignore-case --inpainter pconv
+	ocr-restore bench eval/iiit5k/occluded --masks eval/iiit5k/mask $(call REFERENCES,iiit5k) -o eval/iiit5k/report --workers 2 --ignore-case --alnum --inpainter pconv
 	ocr-restore bench-detector -o eval/detector --n 100 --seed 2000 --clean-real eval/sroie/clean --clean-real eval/iiit5k/clean
-	ocr-restore bench eval/docs/occluded --clean eval/docs/clean --recoverable eval/docs/recoverable -o eval/docs/report-default --workers 2
-	ocr-restore bench eval/sroie/occluded --clean eval/sroie/clean --recoverable eval/sroie/recoverable -o eval/sroie/report-default --workers 2 --ignore-case
-	ocr-restore bench eval/iiit5k/occluded --clean eval/iiit5k/clean --recoverable eval/iiit5k/recoverable -o eval/iiit5k/report-default --workers 2 --ignore-case --alnum
+	ocr-restore bench eval/docs/occluded $(call REFERENCES,docs) -o eval/docs/report-default --workers 2
+	ocr-restore bench eval/sroie/occluded $(call REFERENCES,sroie) -o eval/sroie/report-default --workers 2 --ignore-case
+	ocr-restore bench eval/iiit5k/occluded $(call REFERENCES,iiit5k) -o eval/iiit5k/report-default --workers 2 --ignore-case --alnum
 
 clean:
 	rm -rf out $(STAMP) .pytest_cache

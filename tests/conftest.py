@@ -11,9 +11,9 @@ FONT = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"
 LINE = "The quick brown fox 1234"
 
 
-def render_line(text: str = LINE, size: int = 32) -> np.ndarray:
+def render_line(text: str = LINE, size: int = 32, font_file: str = FONT) -> np.ndarray:
     """Black text on white paper, uint8 RGB, with a margin of half the font size."""
-    font = ImageFont.truetype(FONT, size)
+    font = ImageFont.truetype(font_file, size)
     x0, y0, x1, y1 = font.getbbox(text)
     margin = size // 2
     image = Image.new("RGB", (x1 - x0 + 2 * margin, y1 - y0 + 2 * margin), "white")

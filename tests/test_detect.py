@@ -9,7 +9,7 @@ from ocr_restore.detect import ClassicalDetector, ModelDetector, _tile_spans, bu
 from ocr_restore.errors import ModelError
 from ocr_restore.nn.seg_unet import CONFIGS, SegUNet, save_seg_unet
 
-from .conftest import render_line, stroke_over
+from .conftest import LINE, render_line, stroke_over
 
 
 def _tiny_model() -> SegUNet:
@@ -222,10 +222,21 @@ def test_shipped_model_finds_a_stroke_the_colour_of_print_or_not(shipped, colour
     assert (found & ~truth).sum() <= 0.5 * truth.sum()  # the stroke, not the whole line
 
 
-def test_shipped_model_leaves_clean_text_alone(shipped):
-    clean = render_line(size=24)
-    ink = (clean < 128).any(axis=2)
-    assert shipped(clean).mask.sum() <= 0.005 * ink.sum()
+def test_shipped_model_leaves_plain_lines_alone(shipped):
+    """Born-digital lines, black on white with no noise, in nine of the renderer's fonts: the renders
+    all pass through a capture, and fine-tunes that read the tuning sets better painted blobs here."""
+    from ocr_restore.data.fonts import FONTS
+
+    texts = [LINE, "Invoice no. 58213, total due", "jumps over the lazy dog", "Amount: $1,204.50 paid", "minimum quantum"]
+    flagged = ink = 0
+    for font in FONTS[::10]:
+        for text in texts:
+            clean = render_line(text, size=24, font_file=font.file)
+            line_ink, line_flagged = (clean < 128).any(axis=2).sum(), shipped(clean).mask.sum()
+            # a letter is about 4% of such a line's ink: no line loses half of one to the inpainter
+            assert line_flagged <= 0.02 * line_ink, (font.file, text)
+            flagged, ink = flagged + line_flagged, ink + line_ink
+    assert flagged <= 0.005 * ink  # issue #5's bar for false positives on clean images
 
 
 @pytest.mark.parametrize("kind", ["docs", "receipts", "scene"])

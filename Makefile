@@ -55,6 +55,9 @@ bench: setup eval/docs/recoverable eval/sroie/recoverable eval/iiit5k/recoverabl
 	ocr-restore bench eval/docs/occluded $(call REFERENCES,docs) -o eval/docs/report-default --workers 2
 	ocr-restore bench eval/sroie/occluded $(call REFERENCES,sroie) -o eval/sroie/report-default --workers 2 --ignore-case
 	ocr-restore bench eval/iiit5k/occluded $(call REFERENCES,iiit5k) -o eval/iiit5k/report-default --workers 2 --ignore-case --alnum
+	ocr-restore bench eval/docs/clean -o eval/docs/report-clean --workers 2
+	ocr-restore bench eval/sroie/clean -o eval/sroie/report-clean --workers 2 --ignore-case
+	ocr-restore bench eval/iiit5k/clean -o eval/iiit5k/report-clean --workers 2 --ignore-case --alnum
 
 clean:
 	rm -rf out $(STAMP) .pytest_cache

@@ -3,6 +3,7 @@
 import csv
 import signal
 
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -180,7 +181,7 @@ def test_evaluation_of_a_perfect_detector(made):
     assert (table.iou.dropna() == 1).all() and (table.recall.dropna() == 1).all()
     overall = _overall(table)
     assert overall.fp_clean == 0 and overall.images == 4 and overall.ms >= 0
-    assert set(table.kind) == {"all", "docs", "scene"} and {"all", "shape", "colour", "style", "change"} == set(table.group)
+    assert set(table.kind) == {"all", "docs", "scene"} and {"all", "shape", "colour", "style", "change", "part"} == set(table.group)
 
 
 def test_evaluation_tells_recall_by_how_much_a_pixel_changed(made):
@@ -194,6 +195,19 @@ def test_evaluation_tells_recall_by_how_much_a_pixel_changed(made):
     # every pixel of the truth in one band; the overall recall is the bands' weighted by their pixels
     assert bands.pixels.sum() == overall.pixels
     assert np.isclose(overall.recall, bands.pixels["065-255"] / overall.pixels)
+
+
+def test_evaluation_tells_recall_on_erasures_edges_and_the_rest(made):
+    erasers = lambda o: np.isin(o.shape_ids, [k for k, s in enumerate(o.shapes, 1) if s.colour in ("paper", "white")])
+    core = lambda o: cv2.erode(o.mask.astype(np.uint8), np.ones((7, 7), np.uint8)).astype(bool)  # 3 px in from the edge
+    for flags, recall in ((erasers, {"erasure": 1, "edge": 0, "interior": 0}),
+                          (lambda o: core(o) & ~erasers(o), {"erasure": 0, "edge": 0})):
+        table = evaluate_detector(KnowingDetector(made, flags), kinds=("docs", "receipts"), n=4, seed=3)
+        parts = table[(table.kind == "all") & (table.group == "part")].set_index("value")
+        assert list(parts.index) == ["edge", "erasure", "interior"] and (parts.pixels > 0).all()
+        assert parts.pixels.sum() == _overall(table).pixels  # each pixel of the truth in one part
+        assert parts.recall.to_dict() | recall == parts.recall.to_dict()
+    assert 0 < parts.recall["interior"] < 1  # the core of the other shapes misses their inner edge only
 
 
 def test_evaluation_charges_shapes_by_colour(made):

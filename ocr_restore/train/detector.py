@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
-from ..data import KINDS, SyntheticCrops, fixed_set, occlude, render
+from ..data import KINDS, Occlusion, SyntheticCrops, fixed_set, occlude, render
 from ..data.render import otsu_ink
 from ..detect import DEFAULT_WEIGHTS, MIN_INPUT, Detector
 from ..files import find_images, read_image
@@ -50,6 +50,10 @@ TIGHT_SHARE = 0.5
 PAPER_MARGIN = 6  # px (a quarter em): how far a paper-coloured shape is detectable beyond the ink it erased
 # grey levels (largest channel) an occluder changed a pixel by: the evaluation's recall per band of them
 CHANGE_BANDS = ((1, 8), (9, 16), (17, 32), (33, 64), (65, 255))
+# the evaluation's recall per part of the truth: what erasures (paper-coloured and white shapes) changed, the
+# faint edge band (the blur's spill, EDGE_BAND px deep, changed by <= EDGE_CHANGE levels), and the rest
+ERASURE_COLOURS = ("paper", "white")
+EDGE_BAND, EDGE_CHANGE = 2, 32
 
 
 def detector_target(hole: torch.Tensor, paper_area: torch.Tensor) -> torch.Tensor:
@@ -261,6 +265,15 @@ def _nearest_shape(shape_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.concatenate([[0], shape_ids[shape_ids != 0]])[label], distance
 
 
+def _parts(occlusion: Occlusion, truth: np.ndarray, change: np.ndarray) -> dict[str, np.ndarray]:
+    """`truth` (bool HxW) split into erasure, edge and interior pixels (see `evaluate_detector`)."""
+    erasure_ids = [k for k, shape in enumerate(occlusion.shapes, 1) if shape.colour in ERASURE_COLOURS]
+    erasure = truth & np.isin(occlusion.shape_ids, erasure_ids)
+    inner = cv2.erode(occlusion.mask.view(np.uint8), np.ones((2 * EDGE_BAND + 1,) * 2, np.uint8)).view(bool)
+    edge = truth & ~erasure & ~inner & (change <= EDGE_CHANGE)
+    return {"erasure": erasure, "edge": edge, "interior": truth & ~erasure & ~edge}
+
+
 def evaluate_detector(
     detector: Detector,
     kinds: tuple[str, ...] = KINDS,
@@ -280,9 +293,12 @@ def evaluate_detector(
     group "all" (columns iou, recall, precision, fp_clean = pixels flagged on the
     clean images per ink pixel, paper_recall and paper_precision of the
     paper-coloured mask, ms per image), groups "shape", "style" and "colour"
-    (iou, recall, precision, pixels), and group "change": recall on the pixels an
+    (iou, recall, precision, pixels), group "change": recall on the pixels an
     occluder changed by a band of grey levels (CHANGE_BANDS; the blur and JPEG
-    spill around a shape is faint), where a false positive has no band.
+    spill around a shape is faint), where a false positive has no band, and group
+    "part": recall on the truth split three ways, "erasure" (paper-coloured and
+    white shapes, which change a page by the ink they take), "edge" (the faint
+    spill in the truth's edge band) and "interior" (the rest).
     """
     counts: dict[tuple[str, str, str], np.ndarray] = {}  # tp, fp, fn
     # per kind: flagged on clean, ink, paper tp, paper truth, paper hits, paper flagged, images, seconds
@@ -314,6 +330,8 @@ def evaluate_detector(
                 band = truth & (change >= low) & (change <= high)
                 # a false positive changed no pixel and so has no band: its count, and with it IoU and precision, is NaN
                 add((kind, "change", f"{low:03d}-{high:03d}"), [(predicted & band).sum(), np.nan, (band & ~predicted).sum()])
+            for part, where in _parts(occlusion, truth, change).items():
+                add((kind, "part", part), [(predicted & where).sum(), np.nan, (where & ~predicted).sum()])
 
             nearest, distance = _nearest_shape(occlusion.shape_ids)
             per_shape = lambda ids, where: np.bincount(ids[where], minlength=len(occlusion.shapes) + 1)
@@ -348,7 +366,7 @@ def evaluate_detector(
                        paper_precision=_ratio(paper_hits, paper_flagged), images=int(images),
                        ms=1000 * seconds / images)
         rows.append(row)
-    order = {"all": 0, "shape": 1, "style": 2, "colour": 3, "change": 4}
+    order = {"all": 0, "shape": 1, "style": 2, "colour": 3, "change": 4, "part": 5}
     table = pd.DataFrame(rows).sort_values(["kind", "group", "value"], key=lambda c: c.map(order) if c.name == "group" else c)
     return table.reset_index(drop=True)
 

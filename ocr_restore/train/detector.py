@@ -265,10 +265,15 @@ def _nearest_shape(shape_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.concatenate([[0], shape_ids[shape_ids != 0]])[label], distance
 
 
+def _changed_by(occlusion: Occlusion, colours: tuple[str, ...]) -> np.ndarray:
+    """bool HxW: the pixels that shapes of these colours changed."""
+    ids = [k for k, shape in enumerate(occlusion.shapes, 1) if shape.colour in colours]
+    return np.isin(occlusion.shape_ids, ids)
+
+
 def _parts(occlusion: Occlusion, truth: np.ndarray, change: np.ndarray) -> dict[str, np.ndarray]:
     """`truth` (bool HxW) split into erasure, edge and interior pixels (see `evaluate_detector`)."""
-    erasure_ids = [k for k, shape in enumerate(occlusion.shapes, 1) if shape.colour in ERASURE_COLOURS]
-    erasure = truth & np.isin(occlusion.shape_ids, erasure_ids)
+    erasure = truth & _changed_by(occlusion, ERASURE_COLOURS)
     inner = cv2.erode(occlusion.mask.view(np.uint8), np.ones((2 * EDGE_BAND + 1,) * 2, np.uint8)).view(bool)
     edge = truth & ~erasure & ~inner & (change <= EDGE_CHANGE)
     return {"erasure": erasure, "edge": edge, "interior": truth & ~erasure & ~edge}
@@ -326,12 +331,11 @@ def evaluate_detector(
             false_positive = predicted & ~truth
             add((kind, "all", "all"), [(predicted & truth).sum(), false_positive.sum(), (truth & ~predicted).sum()])
             change = np.abs(occlusion.image.astype(np.int16) - sample.image).max(-1)
-            for low, high in CHANGE_BANDS:
-                band = truth & (change >= low) & (change <= high)
-                # a false positive changed no pixel and so has no band: its count, and with it IoU and precision, is NaN
-                add((kind, "change", f"{low:03d}-{high:03d}"), [(predicted & band).sum(), np.nan, (band & ~predicted).sum()])
-            for part, where in _parts(occlusion, truth, change).items():
-                add((kind, "part", part), [(predicted & where).sum(), np.nan, (where & ~predicted).sum()])
+            bands = {f"{low:03d}-{high:03d}": truth & (change >= low) & (change <= high) for low, high in CHANGE_BANDS}
+            # a false positive has no band or part (it changed no pixel): its count, and with it IoU and precision, is NaN
+            for group, split in (("change", bands), ("part", _parts(occlusion, truth, change))):
+                for value, where in split.items():
+                    add((kind, group, value), [(predicted & where).sum(), np.nan, (where & ~predicted).sum()])
 
             nearest, distance = _nearest_shape(occlusion.shape_ids)
             per_shape = lambda ids, where: np.bincount(ids[where], minlength=len(occlusion.shapes) + 1)
@@ -343,8 +347,7 @@ def evaluate_detector(
                 for group in ("shape", "style", "colour"):
                     add((kind, group, getattr(shape, "kind" if group == "shape" else group)), tally)
 
-            paper_ids = [j for j, shape in enumerate(occlusion.shapes, 1) if shape.colour == "paper"]
-            paper_truth = np.isin(occlusion.shape_ids, paper_ids) & truth
+            paper_truth = _changed_by(occlusion, ("paper",)) & truth
             paper_found = found.paper_mask & near
             extra[kind] += [
                 flagged_clean.sum(), ink.sum(),

@@ -22,7 +22,7 @@ $(STAMP)/apt:
 # torch is pinned to the CPU wheel (2.13.0) in pyproject.toml; an unpinned torch pulls GBs of CUDA.
 $(STAMP)/pip: pyproject.toml
 	@mkdir -p $(STAMP)
-	$(PYTHON) -m pip install -q --disable-pip-version-check -e '.[test]'
+	$(PYTHON) -m pip install -q --disable-pip-version-check -e '.[test,train]'
 	@touch $@
 
 demo: setup

@@ -1,7 +1,7 @@
 """ocr-restore: read text that shapes partly cover.
 
-    >>> from ocr_restore import build_pipeline, read_image
-    >>> pipeline = build_pipeline()          # shipped detector + PConv U-Net + Tesseract
+    >>> from ocr_restore import Pipeline, read_image
+    >>> pipeline = Pipeline()                         # shipped detector + PConv U-Net + Tesseract
     >>> result = pipeline(read_image("scan.png"))
     >>> result.text, result.mask, result.restored
 """
@@ -9,10 +9,9 @@
 from .errors import InputFileError, MissingDependencyError, ModelError, OcrError, OcrRestoreError
 from .files import read_image, read_mask
 from .metrics import score
-from .pipeline import Pipeline, Result, build_pipeline
+from .pipeline import Pipeline, Result
 
 __all__ = [
-    "build_pipeline",
     "Pipeline",
     "Result",
     "read_image",

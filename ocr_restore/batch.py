@@ -19,20 +19,12 @@ import torch
 from tqdm import tqdm
 
 from .errors import InputFileError, OcrRestoreError
-from .files import atomic_path, find_images, write_image, write_mask, write_text
-from .pipeline import Pipeline, Result
+from .files import atomic_path, find_images
+from .pipeline import Pipeline
 
-__all__ = ["write_outputs", "map_in_workers", "run_batch", "BatchSummary"]
+__all__ = ["map_in_workers", "run_batch", "BatchSummary"]
 
 STAGES = ("read", "detect", "inpaint", "ocr")
-
-
-def write_outputs(base: Path, result: Result) -> None:
-    """Write `<base>.restored.png`, `.mask.png`, `.txt` and, last, `.json`."""
-    write_image(base.with_name(base.name + ".restored.png"), result.restored)
-    write_mask(base.with_name(base.name + ".mask.png"), result.mask)
-    write_text(base.with_name(base.name + ".txt"), result.text + "\n")
-    write_text(base.with_name(base.name + ".json"), json.dumps(result.to_json(), indent=2) + "\n")
 
 
 def _row(file: str, status: str, error: str = "", record: dict | None = None) -> dict:
@@ -98,7 +90,7 @@ def _process(task: _Task) -> dict:
         if task.mask is not None and not task.mask.is_file():
             raise InputFileError(f"{task.path}: no mask at {task.mask}")
         result = _pipeline.run_file(task.path, task.mask)
-        write_outputs(task.base, result)
+        result.write(task.base)
         return _row(task.relative, "ok", record=result.to_json())
     except OcrRestoreError as e:
         return _row(task.relative, "error", str(e))

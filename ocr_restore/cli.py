@@ -11,13 +11,13 @@ from pathlib import Path
 
 import click
 
+from .choices import DETECTORS, INPAINTERS, READINGS
 from .errors import InputFileError, OcrRestoreError
 
 __all__ = ["main"]
 
-DETECTORS = ("auto", "model", "classical")
-INPAINTERS = ("auto", "pconv", "telea", "ns", "none")
-READINGS = ("confident", "restored")  # pipeline.READINGS, without importing torch for --help
+DETECTOR_CHOICES = ("auto", *DETECTORS)
+INPAINTER_CHOICES = ("auto", *INPAINTERS)
 
 
 class DefaultGroup(click.Group):
@@ -60,9 +60,9 @@ def _options(*options):
 
 
 pipeline_options = _options(  # shared by every command that runs the pipeline
-    click.option("--detector", type=click.Choice(DETECTORS), default="auto", show_default=True,
+    click.option("--detector", type=click.Choice(DETECTOR_CHOICES), default="auto", show_default=True,
         help="Occlusion detector; auto = the shipped model, else the classical one (with a warning)."),
-    click.option("--inpainter", type=click.Choice(INPAINTERS), default="auto", show_default=True,
+    click.option("--inpainter", type=click.Choice(INPAINTER_CHOICES), default="auto", show_default=True,
         help="Hole filler; auto = the shipped PConv U-Net (OpenCV Telea, with a warning, if its weights are missing)."),
     click.option("--lang", default="eng", show_default=True, help="Tesseract language(s), e.g. eng+deu."),
     click.option("--psm", type=click.IntRange(0, 13), default=None,
@@ -101,12 +101,11 @@ def main():
 @reading_option
 def run(images, mask, out, gt, as_json, detector, inpainter, lang, psm, reading, verbose):
     """Restore and read IMAGES, printing the recognised text."""
-    from .batch import write_outputs
-    from .pipeline import build_pipeline
+    from .pipeline import Pipeline
 
     if mask is not None and len(images) > 1:
         raise InputFileError(f"{mask}: --mask applies to one image, but {len(images)} were given")
-    pipeline = build_pipeline(detector, inpainter, lang, psm, reading)
+    pipeline = Pipeline(detector, inpainter, lang, psm, reading)
     records, failed = [], 0
     for path in images:
         try:
@@ -118,7 +117,7 @@ def run(images, mask, out, gt, as_json, detector, inpainter, lang, psm, reading,
             failed += 1
             continue
         if out is not None:
-            write_outputs(out / path.stem, result)
+            result.write(out / path.stem)
         record = {"file": str(path), **result.to_json()}
         records.append(record)
         if as_json:
@@ -183,7 +182,7 @@ def bench(in_dir, gt, report_dir, masks, clean, recoverable, workers, ignore_cas
 
     "confident" is the restored reading with the occluded one's more confident words, as `run` reads by default.
     """
-    from .bench import run_bench
+    from .evaluate.ocr import run_bench
 
     summary = run_bench(in_dir, report_dir, gt, masks, clean, recoverable, workers, ignore_case, alnum_only,
                         _pipeline_options(detector, inpainter, lang, psm), examples)
@@ -236,28 +235,41 @@ def scale_jitter_option(default: float):
 
 @train.command("inpainter")
 @click.option("-o", "--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("runs/inpainter"),
-              show_default=True, help="Run folder: last.pt (resumed automatically), log.csv, pconv.safetensors.")
+              show_default=True, help="Run folder: last.pt (resumed automatically), log.csv, pconv.safetensors, snapshots/.")
 @click.option("--steps-phase1", type=click.IntRange(0), default=16000, show_default=True, help="Steps at lr 2e-4, BatchNorm on.")
 @click.option("--steps-phase2", type=click.IntRange(0), default=4000, show_default=True,
               help="Steps at lr 5e-5, encoder BatchNorm frozen.")
-@click.option("--data", default="synthetic", show_default=True, help="'synthetic', or a folder of your clean text images.")
-@click.option("--vgg-weights", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="torchvision VGG-16 state dict for the perceptual and style losses [default: the shipped text feature net].")
-@click.option("--no-perceptual", is_flag=True, help="Train without the perceptual and style terms.")
+@click.option("--data", multiple=True, default=("synthetic",), show_default=True,
+              help="A crop source, 'synthetic' or a folder of clean text images, as SOURCE[:SHARE] (repeatable); "
+                   "one image in five of a folder is held out of training (data.dataset.held_out).")
+@click.option("--perceptual", default="text_features", show_default=True,
+              help="Features of the perceptual and style losses: text_features (the shipped net), the path of a "
+                   "torchvision VGG-16 state dict, or none.")
 @click.option("--style-weight", type=click.FloatRange(0), default=120.0, show_default=True,
               help="Weight of the style terms: the paper's 120 was chosen for ImageNet VGG-16 features.")
+@click.option("--tight-share", type=click.FloatRange(0, 1), default=0.0, show_default=True,
+              help="Share of rendered crops that are words or lines at their own extent, padded or cut to the crop.")
+@click.option("--val-every", type=click.IntRange(1), default=1000, show_default=True,
+              help="Steps between validations (each keeps a snapshot of the weights).")
+@click.option("--ckpt-every", type=click.IntRange(1), default=500, show_default=True,
+              help="Steps between checkpoints (last.pt); keep it under 10 minutes of training.")
 @scale_jitter_option(0.1)
 @click.option("--ship", is_flag=True, help="Copy the final weights to models/pconv.safetensors.")
 @training_options
-def train_inpainter_command(out_dir, steps_phase1, steps_phase2, data, vgg_weights, no_perceptual, style_weight,
-                            scale_jitter, ship, seed, device, workers, batch_size, config, init):
+def train_inpainter_command(out_dir, steps_phase1, steps_phase2, data, perceptual, style_weight, tight_share, val_every,
+                            ckpt_every, scale_jitter, ship, seed, device, workers, batch_size, config, init):
     """Train the PConv U-Net in two phases, as in Liu et al. 2018."""
     from .nn.losses import LossWeights
-    from .train.inpainter import train_inpainter
+    from .train.inpainter import InpainterTraining, train_inpainter
+    from .train.loop import ship_weights
 
-    train_inpainter(out_dir, steps_phase1, steps_phase2, batch_size, config=config, data=data, vgg_weights=vgg_weights,
-                    no_perceptual=no_perceptual, loss_weights=LossWeights(style=style_weight), seed=seed,
-                    device=device, num_workers=workers, scale_jitter=scale_jitter, init=init, ship=ship)
+    cfg = InpainterTraining(config=config, data=data, perceptual=perceptual, loss_weights=LossWeights(style=style_weight),
+                            batch_size=batch_size, scale_jitter=scale_jitter, tight_share=tight_share, seed=seed,
+                            init=str(init or ""), steps_phase1=steps_phase1, steps_phase2=steps_phase2,
+                            val_every=val_every, ckpt_every=ckpt_every, device=device, num_workers=workers)
+    train_inpainter(out_dir, cfg)
+    if ship:
+        ship_weights(out_dir / "pconv.safetensors", "pconv.safetensors")
 
 
 @train.command("detector")
@@ -270,15 +282,22 @@ def train_inpainter_command(out_dir, steps_phase1, steps_phase2, data, vgg_weigh
 @scale_jitter_option(0.7)
 @click.option("--tight-share", type=click.FloatRange(0, 1), default=0.5, show_default=True,
               help="Share of training crops that are words, lines or paragraphs at their own extent, padded or cut to the crop.")
+@click.option("--data", multiple=True, default=("synthetic",), show_default=True,
+              help="A crop source, 'synthetic' or a folder of clean text images, as SOURCE[:SHARE] (repeatable).")
 @click.option("--ship", is_flag=True, help="Copy the final weights to models/detector.safetensors.")
 @training_options
-def train_detector_command(out_dir, steps, lr, clean_share, scale_jitter, tight_share, ship, seed, device, workers,
+def train_detector_command(out_dir, steps, lr, clean_share, scale_jitter, tight_share, data, ship, seed, device, workers,
                            batch_size, config, init):
     """Train the occluder segmentation U-Net."""
-    from .train.detector import train_detector
+    from .train.detector import DetectorTraining, train_detector
+    from .train.loop import ship_weights
 
-    train_detector(out_dir, steps, batch_size, lr, config, seed, device=device, num_workers=workers,
-                   clean_share=clean_share, scale_jitter=scale_jitter, tight_share=tight_share, init=init, ship=ship)
+    cfg = DetectorTraining(config=config, data=data, steps=steps, batch_size=batch_size, lr=lr, seed=seed,
+                           clean_share=clean_share, scale_jitter=scale_jitter, tight_share=tight_share,
+                           init=str(init or ""), device=device, num_workers=workers)
+    weights = train_detector(out_dir, cfg)
+    if ship:
+        ship_weights(weights, "detector.safetensors")
 
 
 @train.command("features")
@@ -296,34 +315,14 @@ def train_features_command(out, steps, seed):
 @main.command("bench-detector")
 @click.option("-o", "--out", "report_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="Where detector.csv and detector.md go.")
-@click.option("--detector", type=click.Choice(DETECTORS[1:]), default="model", show_default=True)
+@click.option("--detector", type=click.Choice(DETECTORS), default="model", show_default=True)
 @click.option("--n", type=click.IntRange(1), default=100, show_default=True, help="Images per kind (docs, receipts, scene).")
 @click.option("--seed", type=int, default=2000, show_default=True, help="Fixed evaluation seed (training never draws it).")
 @click.option("--clean-real", "real_dirs", multiple=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
               help="A folder of clean real text images: report the pixels flagged on them (repeatable).")
 def bench_detector(report_dir, detector, n, seed, real_dirs):
     """Occluder-mask quality near text (IoU, recall, precision) per kind, shape and colour, and ms per 300-dpi page."""
-    import pandas as pd
-
     from .detect import build_detector
-    from .files import write_text
-    from .train.detector import evaluate_detector, false_positives_on_real, time_page
+    from .evaluate.detector import write_report
 
-    found = build_detector(detector)
-    table = evaluate_detector(found, n=n, seed=seed)
-    real = pd.DataFrame([false_positives_on_real(found, folder) for folder in real_dirs])
-    page_ms = time_page(found)
-    report_dir.mkdir(parents=True, exist_ok=True)
-    table.to_csv(report_dir / "detector.csv", index=False)
-    overall = table[table["group"] == "all"].drop(columns=["group", "value"])
-    by_kind = table[(table["kind"] == "all") & (table["group"] != "all")][["group", "value", "iou", "recall", "precision", "pixels"]]
-    markdown = (f"# Detector benchmark ({found.name}, {n} images per kind, seed {seed})\n\n"
-                + overall.to_markdown(index=False, floatfmt=".4f")
-                + "\n\nPer shape, style and colour (all kinds):\n\n" + by_kind.to_markdown(index=False, floatfmt=".4f"))
-    if real_dirs:
-        real.to_csv(report_dir / "real.csv", index=False)
-        markdown += ("\n\nPixels flagged on clean real images, per ink pixel:\n\n"
-                     + real.to_markdown(index=False, floatfmt=".4f"))
-    markdown += f"\n\nA4 page at 300 dpi: {page_ms:.0f} ms\n"
-    write_text(report_dir / "detector.md", markdown)
-    click.echo(markdown)
+    click.echo(write_report(report_dir, build_detector(detector), n, seed, real_dirs))

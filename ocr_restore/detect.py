@@ -45,16 +45,17 @@ import cv2
 import numpy as np
 import torch
 
-from .data.dataset import centre_padding
 from .errors import ModelError
+from .choices import DETECTORS
 from .nn.seg_unet import SegUNet, load_seg_unet
-from .textscale import TEXT_HEIGHT, estimate_text_height
+from .nn.weights import resolve_device, shipped
+from .textscale import MIN_INPUT, TEXT_HEIGHT, centre_padding, estimate_text_height, guess_em
 
 __all__ = [
     "Detection", "Detector", "ModelDetector", "ClassicalDetector", "DETECTORS", "DEFAULT_WEIGHTS", "build_detector",
 ]
 
-DEFAULT_WEIGHTS = Path(__file__).resolve().parents[1] / "models" / "detector.safetensors"
+DEFAULT_WEIGHTS = shipped("detector.safetensors")
 TILE = 512  # tile side (px at the normalised scale) for bounded memory
 OVERLAP = 64  # tiles overlap by this; each keeps only its part >= OVERLAP/2 from an inner edge
 TILE_BATCH = {"cpu": 1, "cuda": 8}  # tiles per forward pass: on a CPU batching saves no time, only adds memory
@@ -64,9 +65,6 @@ RESCALE = 1.15  # a second pass when the em measured without the first pass's ma
 CONTEXT_SCALE = 0.5  # the context view's scale relative to the normalised one
 CONTEXT_ERODE = 2  # px (at the context view's scale) by which its probabilities are eroded
 CONTEXT_MIN_SIDE = 96  # px at the normalised scale: a smaller side is a word or a line, which the fine view sees whole
-# (H, W) px, the training crop (train_detector's default): a smaller input is padded to it by edge replication,
-# as words and lines were in training (data.fit_crop); the model never saw the image's edge so close to the text
-MIN_INPUT = (96, 160)
 
 
 @dataclass
@@ -74,19 +72,17 @@ class Detection:
     mask: np.ndarray  # bool HxW, True = occluded: probability >= threshold, then dilated by `dilate` px
     paper_mask: np.ndarray  # bool HxW, the part of `mask` under paper-coloured shapes (erasure, white-out)
     probability: np.ndarray  # float32 HxW, probability of an occluder of any colour, before dilation
+    em: float | None = None  # the text's em in pixels, measured away from the occluders found; None: no text found
 
 
-def _text_scale(image: np.ndarray, ignore: np.ndarray | None = None) -> float:
+def _text_scale(image: np.ndarray, em: float | None) -> float:
     """The factor that brings the image's em size to TEXT_HEIGHT, within SCALE_RANGE and MAX_UPSCALED_PIXELS.
 
-    The em is measured away from `ignore` (bool HxW, occluders found so far). With no text
-    found, a wide image is taken for a word or line crop (em ~ 0.7 of its height) and
-    anything else is left at its own scale.
+    With no text found (em None), the em is textscale.guess_em's.
     """
     height, width = image.shape[:2]
-    em = estimate_text_height(image, ignore=ignore)
     if em is None:
-        em = 0.7 * height if width >= height else TEXT_HEIGHT
+        em = guess_em(height)
     scale = float(np.clip(TEXT_HEIGHT / em, *SCALE_RANGE))
     return min(scale, max(1.0, np.sqrt(MAX_UPSCALED_PIXELS / (height * width))))
 
@@ -127,14 +123,15 @@ class Detector:
         assert dilate >= 0, f"dilate must be >= 0 pixels, got {dilate}"
         self.threshold, self.dilate = threshold, dilate
 
-    def probabilities(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """float32 HxW probabilities of (occluder, paper-coloured occluder)."""
+    def probabilities(self, image: np.ndarray, em: float | None) -> tuple[np.ndarray, np.ndarray, float | None]:
+        """float32 HxW probabilities of (occluder, paper-coloured occluder), and the em measured away from them."""
         raise NotImplementedError
 
-    def __call__(self, image: np.ndarray) -> Detection:
+    def __call__(self, image: np.ndarray, em: float | None = None) -> Detection:
+        """`em`: the text's em in pixels when the caller has measured it; else it is measured here."""
         if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
             raise ValueError(f"expected a uint8 HxWx3 RGB image, got {image.dtype} {image.shape}")
-        occluder, paper = self.probabilities(image)
+        occluder, paper, em = self.probabilities(image, em if em is not None else estimate_text_height(image))
         # a paper-coloured shape is masked whole, not just where it hides ink: the inpainter must
         # not be told the shape of the missing glyphs
         probability = np.maximum(occluder, paper)
@@ -142,7 +139,7 @@ class Detector:
         if self.dilate:
             kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * self.dilate + 1,) * 2)
             mask, paper_mask = (cv2.dilate(m.view(np.uint8), kernel).view(bool) for m in (mask, paper_mask))
-        return Detection(mask, paper_mask, probability)
+        return Detection(mask, paper_mask, probability, em)
 
 
 class ModelDetector(Detector):
@@ -187,15 +184,16 @@ class ModelDetector(Detector):
                 out[:, ya:yb, xa:xb] = p[:, ya - y0 : yb - y0, xa - x0 : xb - x0]
         return out
 
-    def probabilities(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        scale = _text_scale(image)
+    def probabilities(self, image, em):
+        scale = _text_scale(image, em)
         occluder, paper = self._probabilities_at(image, scale)
         found = np.maximum(occluder, paper) >= self.threshold
         if found.any():
-            rescale = _text_scale(image, ignore=found)
+            em = estimate_text_height(image, ignore=found)
+            rescale = _text_scale(image, em)
             if max(rescale / scale, scale / rescale) > RESCALE:
                 occluder, paper = self._probabilities_at(image, rescale)
-        return occluder, paper
+        return occluder, paper, em
 
     def _probabilities_at(self, image: np.ndarray, scale: float) -> tuple[np.ndarray, np.ndarray]:
         """Both maps at `scale`, averaged with the context view (if any), at the image's size."""
@@ -228,8 +226,8 @@ class ClassicalDetector(Detector):
     THICK = 3  # disc radius (px at em 24): thicker ink is a marker or a blot, not a letter stroke
     CHROMA = 30  # Lab (a, b) distance from the text colour beyond which ink is another pen
 
-    def probabilities(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        small = _at_scale(image, _text_scale(image))
+    def probabilities(self, image, em):
+        small = _at_scale(image, _text_scale(image, em))
         # the median runs at a quarter of the scale: a kernel of 8 em is then 49 px, cheap for cv2's uint8 median
         reduced = _resize(small, (max(1, small.shape[0] // 4), max(1, small.shape[1] // 4)))
         background = _resize(cv2.medianBlur(reduced, self.BACKGROUND * TEXT_HEIGHT // 4 | 1), small.shape[:2])
@@ -246,10 +244,9 @@ class ClassicalDetector(Detector):
         other_pen = cv2.morphologyEx(other_pen, cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))  # drop anti-aliased fringes
 
         occluder = _resize((thick | other_pen).astype(np.float32), image.shape[:2])
-        return occluder, np.zeros_like(occluder)
+        return occluder, np.zeros_like(occluder), em
 
 
-DETECTORS = ("model", "classical")
 
 
 def build_detector(
@@ -266,5 +263,4 @@ def build_detector(
             f"{path}: detector weights not found; train them with `ocr-restore train detector` "
             "or use `--detector classical`"
         )
-    device = "cuda" if torch.cuda.is_available() else "cpu"
-    return ModelDetector(load_seg_unet(path, device), threshold, dilate)
+    return ModelDetector(load_seg_unet(path, resolve_device()), threshold, dilate)

@@ -6,7 +6,7 @@ file first and is renamed into place, so a killed run never leaves half a file.
 
 import contextlib
 import os
-import tempfile
+import secrets
 import warnings
 from pathlib import Path
 
@@ -21,6 +21,8 @@ __all__ = [
     "read_image",
     "read_mask",
     "read_transcripts",
+    "read_sidecar",
+    "find_transcript",
     "atomic_path",
     "write_image",
     "write_mask",
@@ -30,9 +32,7 @@ __all__ = [
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp")
 # Pillow's decompression-bomb guard stops at ~179 Mpx; an A0 scan at 600 dpi is ~560 Mpx.
-Image.MAX_IMAGE_PIXELS = 600_000_000
-_UMASK = os.umask(0o022)
-os.umask(_UMASK)
+MAX_IMAGE_PIXELS = 600_000_000
 
 
 def _open(path: Path) -> Image.Image:
@@ -46,6 +46,7 @@ def _open(path: Path) -> Image.Image:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
+            Image.MAX_IMAGE_PIXELS = MAX_IMAGE_PIXELS  # Pillow reads its guard from this global when it opens
             image = Image.open(path)
             image.load()
     except UnidentifiedImageError:
@@ -132,16 +133,34 @@ def read_transcripts(source: str | Path) -> dict[str, str]:
     return truth
 
 
+def read_sidecar(image_path: Path) -> str | None:
+    """The `<stem>.gt.txt` transcript beside an image (the tesstrain convention), or None."""
+    sidecar = image_path.with_name(image_path.stem + ".gt.txt")
+    return sidecar.read_text(encoding="utf-8").rstrip("\n") if sidecar.is_file() else None
+
+
+def find_transcript(image_path: Path, gt: Path | None = None) -> str | None:
+    """The transcript for `image_path`: `gt` (a plain transcript, a TSV or a folder of sidecars keyed by stem)
+    or a `<stem>.gt.txt` beside the image."""
+    if gt is None:
+        return read_sidecar(image_path)
+    if gt.is_dir() or gt.suffix.lower() == ".tsv":
+        return read_transcripts(gt).get(image_path.stem)
+    if not gt.is_file():
+        raise InputFileError(f"{gt}: transcript file not found")
+    return gt.read_text(encoding="utf-8").rstrip("\n")
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | Path):
     """Yield a temporary path beside `path` and rename it onto `path` only if the block succeeds."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part" + path.suffix, dir=path.parent)
-    os.close(fd)
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.part{path.suffix}")
+    # created with the usual permissions (0666 less the umask), unlike mkstemp's private ones
+    os.close(os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
     try:
-        yield Path(tmp)
-        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes the file private; outputs get the usual permissions
+        yield tmp
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

@@ -20,16 +20,15 @@ import cv2
 import numpy as np
 import torch
 
+from .choices import INPAINTERS
 from .errors import InputFileError, ModelError
 from .nn.pconv_unet import PConvUNet, load_pconv
-from .textscale import TEXT_HEIGHT, estimate_text_height
+from .nn.weights import resolve_device, shipped
+from .textscale import TEXT_HEIGHT, text_height
 
 __all__ = ["INPAINTERS", "DEFAULT_WEIGHTS", "Inpainter", "OpenCVInpainter", "PassThrough", "PConvInpainter", "build_inpainter"]
 
-DEFAULT_WEIGHTS = Path(__file__).resolve().parents[1] / "models" / "pconv.safetensors"
-INPAINTERS = ("pconv", "telea", "ns", "none")
-CROP_EM_PER_HEIGHT = 0.8  # a word or line crop with no measurable text: its em is this fraction of its height
-SMALL_CROP = 4 * TEXT_HEIGHT  # images up to this height without a text estimate are taken for word or line crops
+DEFAULT_WEIGHTS = shipped("pconv.safetensors")
 
 
 def _check(image: np.ndarray, hole: np.ndarray) -> None:
@@ -44,15 +43,16 @@ class Inpainter:
 
     name: str
 
-    def __call__(self, image: np.ndarray, hole: np.ndarray) -> np.ndarray:
+    def __call__(self, image: np.ndarray, hole: np.ndarray, em: float | None = None) -> np.ndarray:
+        """`em`: the text's em in pixels, when the caller has estimated it; else it is estimated here."""
         _check(image, hole)
         hole = hole.astype(bool)
         restored = image.copy()
         if hole.any():
-            restored[hole] = self.fill(image, hole)[hole]
+            restored[hole] = self.fill(image, hole, em)[hole]
         return restored
 
-    def fill(self, image: np.ndarray, hole: np.ndarray) -> np.ndarray:
+    def fill(self, image: np.ndarray, hole: np.ndarray, em: float | None) -> np.ndarray:
         """An image whose hole pixels are the restoration; other pixels are ignored."""
         raise NotImplementedError
 
@@ -62,7 +62,7 @@ class PassThrough(Inpainter):
 
     name = "none"
 
-    def fill(self, image, hole):
+    def fill(self, image, hole, em):
         return image
 
 
@@ -73,7 +73,7 @@ class OpenCVInpainter(Inpainter):
         self.name, self.radius = name, radius
         self.flag = {"telea": cv2.INPAINT_TELEA, "ns": cv2.INPAINT_NS}[name]
 
-    def fill(self, image, hole):
+    def fill(self, image, hole, em):
         return cv2.inpaint(image, hole.astype(np.uint8), self.radius, self.flag)
 
 
@@ -100,13 +100,6 @@ class PConvInpainter(Inpainter):
                  tile: int = 192, batch_pixels: int = 2 ** 19):
         self.model, self.device = model.eval().to(device), torch.device(device)
         self.margin_em, self.tile, self.batch_pixels = margin_em, tile, batch_pixels
-
-    def text_height(self, image: np.ndarray, hole: np.ndarray) -> float:
-        """The em in pixels: measured away from the hole, else guessed from the height of a small crop, else TEXT_HEIGHT."""
-        em = estimate_text_height(image, ignore=hole)
-        if em is None:
-            em = CROP_EM_PER_HEIGHT * image.shape[0] if image.shape[0] <= SMALL_CROP else TEXT_HEIGHT
-        return em
 
     def plan(self, hole: np.ndarray, em: float, scale: float) -> list[Crop]:
         """Crops covering every hole pixel once: one per group of nearby holes, tiled when large."""
@@ -163,8 +156,8 @@ class PConvInpainter(Inpainter):
         y0, y1, x0, x1 = crop.context
         return max(1, round((y1 - y0) * scale)), max(1, round((x1 - x0) * scale))
 
-    def fill(self, image, hole):
-        em = self.text_height(image, hole)
+    def fill(self, image, hole, em):
+        em = em or text_height(image, ignore=hole)
         scale = min(max(TEXT_HEIGHT / em, 1 / 16), 8)
         # the same interpolation for image and hole: a model pixel the occluder touched is a hole
         down, up = (cv2.INTER_AREA, cv2.INTER_LINEAR) if scale < 1 else (cv2.INTER_LINEAR, cv2.INTER_AREA)
@@ -196,6 +189,5 @@ def build_inpainter(name: str = "pconv", weights: str | Path | None = None, devi
     if not path.is_file():
         raise ModelError(f"{path}: PConv weights not found; train them with `ocr-restore train inpainter` "
                          "or use a classical inpainter with `--inpainter telea`")
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
+    device = resolve_device(device)
     return PConvInpainter(load_pconv(path, device), device)

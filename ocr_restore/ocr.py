@@ -114,15 +114,17 @@ def _word_groups(ours: list[Word], theirs: list[Word]) -> list[tuple[list[Word],
     return list(groups.values())
 
 
-def recognise_all(images: list[np.ndarray], lang: str = "eng", psm: int | None = None, processes: int = 1) -> list[OcrResult]:
-    """`recognise` on each image, in order, with up to `processes` Tesseracts running side by side.
+def recognise_all(images: list[np.ndarray], lang: str = "eng", psm: int | None = None, processes: int = 1,
+                  em: float | None = None) -> list[OcrResult]:
+    """`recognise` on each image, in order, with up to `processes` Tesseracts running side by side
+    (`em`, when given, for all of them: readings of one image before and after restoration).
 
     Each Tesseract runs on one OpenMP thread, so the confident reading's two readings take the
     time of one on two cores. The thread limit is set once around all of them: set and unset by
     each call, it could be unset while another call starts its Tesseract.
     """
     with _one_openmp_thread(), ThreadPoolExecutor(max(1, min(processes, len(images)))) as pool:
-        return list(pool.map(lambda image: recognise(image, lang, psm), images))
+        return list(pool.map(lambda image: recognise(image, lang, psm, em=em), images))
 
 
 def more_confident(restored: OcrResult, original: OcrResult, margin: float = CONFIDENCE_MARGIN) -> tuple[OcrResult, int]:
@@ -223,10 +225,12 @@ def _auto_psm(image: np.ndarray, em: float | None) -> int:
     return 6 if em and height < BLOCK_HEIGHT_EM * em else 3
 
 
-def recognise(image: np.ndarray, lang: str = "eng", psm: int | None = None, timeout: float = 120) -> OcrResult:
-    """OCR an RGB uint8 image: the text (lines joined by '\\n') and per-word boxes and confidences."""
+def recognise(image: np.ndarray, lang: str = "eng", psm: int | None = None, timeout: float = 120,
+              em: float | None = None) -> OcrResult:
+    """OCR an RGB uint8 image: the text (lines joined by '\\n') and per-word boxes and confidences.
+    `em`: the text's em in pixels, when the caller has measured it; else it is measured here."""
     check_tesseract(lang)
-    em = estimate_text_height(image)
+    em = em if em is not None else estimate_text_height(image)
     if em is None and _is_blank(image):  # Tesseract hallucinates letters on blank images
         return OcrResult("", [], psm or 3)
     psm = psm if psm is not None else _auto_psm(image, em)

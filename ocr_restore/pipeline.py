@@ -1,8 +1,11 @@
 """The pipeline: image -> mask -> restored image -> text -> report.
 
-`build_pipeline()` composes the three stages once (weights load once per
-process); `Pipeline.run_file()` is what `ocr-restore scan.png`, `batch` and
-`bench` all call for one image.
+`Pipeline` composes the three stages once (weights load once per process):
+`restore` detects and inpaints, `read` reads the result, and `__call__` does both.
+`run_file()` is what `ocr-restore scan.png` and `batch` call for one image; `bench`
+calls `restore` and `read` itself, to read the baselines beside them. The text's
+em is measured once per image, by the detector away from the occluders it found
+(or away from a given mask), and every later stage works with it.
 
 With reading="confident" (the default) the unrestored input is read as well,
 and a word of it replaces the restored word when Tesseract is clearly more
@@ -12,6 +15,7 @@ nothing. With "restored" only the restored image is read, in half the OCR work (
 "confident" run side by side where the process has two cores).
 """
 
+import json
 import sys
 import time
 from dataclasses import asdict, dataclass, field
@@ -22,17 +26,25 @@ import numpy as np
 import torch
 
 from . import detect, inpaint
-from .errors import InputFileError, ModelError
-from .files import read_image, read_mask, read_transcripts
+from .choices import AUTO_STAGES, READINGS
+from .errors import ModelError
+from .files import find_transcript, read_image, read_mask, write_image, write_mask, write_text
 from .metrics import Score, score
 from .ocr import Word, check_tesseract, more_confident, recognise_all, tesseract_version
+from .textscale import estimate_text_height
 
-__all__ = ["READINGS", "Result", "Pipeline", "build_pipeline", "find_transcript"]
+__all__ = ["Restoration", "Result", "Pipeline", "build_pipeline"]
 
-# What "auto" runs, and the classical stage it falls back to, loudly, when the weights are missing.
-# PConv replaced Telea as the default inpainter once it read better end to end (`make bench`, models/README.md).
-AUTO_STAGES = {"detector": ("model", "classical"), "inpainter": ("pconv", "telea")}
-READINGS = ("confident", "restored")
+
+@dataclass
+class Restoration:
+    """An image's holes and their filling, before any reading."""
+
+    mask: np.ndarray = field(repr=False)  # bool HxW, True = occluded
+    restored: np.ndarray = field(repr=False)  # uint8 HxWx3 RGB
+    detector: str  # the detector's name, or "given mask"
+    em: float | None  # the text's em in pixels away from the mask; None: no text found
+    seconds: dict[str, float]  # wall time of "detect" and "inpaint"
 
 
 @dataclass
@@ -49,26 +61,23 @@ class Result:
     input_text: str | None = None  # OCR of the unrestored input, when it was read
     accuracy: dict[str, dict[str, float]] | None = None  # {"before": {...}, "after": {...}} against the transcript
 
+    restored_text: str | None = None  # OCR of the restored image alone, before the merge
+
     def to_json(self) -> dict:
-        out = {k: v for k, v in asdict(self).items() if k not in ("mask", "restored")}
+        out = {k: v for k, v in asdict(self).items() if k not in ("mask", "restored", "restored_text")}
         out["occluded_fraction"] = float(self.mask.mean())
         return out
+
+    def write(self, base: Path) -> None:
+        """Write `<base>.restored.png`, `.mask.png`, `.txt` and, last, `.json`: the JSON marks the image done."""
+        write_image(base.with_name(base.name + ".restored.png"), self.restored)
+        write_mask(base.with_name(base.name + ".mask.png"), self.mask)
+        write_text(base.with_name(base.name + ".txt"), self.text + "\n")
+        write_text(base.with_name(base.name + ".json"), json.dumps(self.to_json(), indent=2) + "\n")
 
 
 def _rates(s: Score) -> dict[str, float]:
     return {"cer": s.cer, "wer": s.wer, "word_accuracy": s.word_accuracy}
-
-
-def find_transcript(image_path: Path, gt: Path | None = None) -> str | None:
-    """The transcript for `image_path`: `gt` (a plain transcript, a TSV or a folder of sidecars keyed by stem) or a `<stem>.gt.txt` beside the image."""
-    if gt is not None:
-        if gt.is_dir() or gt.suffix.lower() == ".tsv":
-            return read_transcripts(gt).get(image_path.stem)
-        if not gt.is_file():
-            raise InputFileError(f"{gt}: transcript file not found")
-        return gt.read_text(encoding="utf-8").rstrip("\n")
-    sidecar = image_path.with_name(image_path.stem + ".gt.txt")
-    return sidecar.read_text(encoding="utf-8").rstrip("\n") if sidecar.is_file() else None
 
 
 def _warn(message: str) -> None:
@@ -89,7 +98,11 @@ def _build_stage(kind: str, name: str, warn: Callable[[str], None]):
 
 
 class Pipeline:
-    """Detector, inpainter and Tesseract, composed once and applied to many images."""
+    """Detector, inpainter and Tesseract, composed once and applied to many images.
+
+    The defaults are the shipped detector (falling back loudly to the classical one), the AUTO_STAGES
+    inpainter, and the more confident reading of the restored image and the input, word by word.
+    """
 
     def __init__(self, detector="auto", inpainter="auto", lang="eng", psm=None, reading="confident", warn=_warn):
         if reading not in READINGS:
@@ -99,53 +112,57 @@ class Pipeline:
         self.inpainter = _build_stage("inpainter", inpainter, warn)
         self.lang, self.psm, self.reading = lang, psm, reading
 
-    def restore(self, image: np.ndarray, mask: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, str, dict]:
-        """Detect (unless `mask` is given) and inpaint: (mask, restored, detector name, seconds per stage)."""
-        seconds = {}
+    def restore(self, image: np.ndarray, mask: np.ndarray | None = None) -> Restoration:
+        """Detect (unless `mask` is given) and inpaint."""
         start = time.perf_counter()
         if mask is None:
-            mask = self.detector(image).mask
-            detector_name = self.detector.name
+            detection = self.detector(image)
+            mask, em, detector_name = detection.mask, detection.em, self.detector.name
         else:
-            detector_name = "given mask"
-        seconds["detect"] = time.perf_counter() - start
-
+            em, detector_name = estimate_text_height(image, ignore=mask), "given mask"
+        seconds = {"detect": time.perf_counter() - start}
         start = time.perf_counter()
-        restored = self.inpainter(image, mask) if mask.any() else image
+        restored = self.inpainter(image, mask, em) if mask.any() else image
         seconds["inpaint"] = time.perf_counter() - start
-        return mask, restored, detector_name, seconds
+        return Restoration(mask, restored, detector_name, em, seconds)
 
-    def __call__(self, image: np.ndarray, mask: np.ndarray | None = None, transcript: str | None = None) -> Result:
-        """Restore and read one RGB image; with `transcript`, also score the input's reading and ours."""
-        mask, restored, detector_name, seconds = self.restore(image, mask)
-
+    def read(self, image: np.ndarray, restoration: Restoration, transcript: str | None = None,
+             reading: str | None = None) -> Result:
+        """Read a restoration of `image` as `reading` says (default: the pipeline's); with `transcript`,
+        also score the input's reading and ours."""
+        reading = reading or self.reading
+        mask, restored = restoration.mask, restoration.restored
         # without holes the input is the restored image: read once
-        read_input = mask.any() and (self.reading == "confident" or transcript is not None)
+        read_input = mask.any() and (reading == "confident" or transcript is not None)
         start = time.perf_counter()
         # torch's thread count is this process's share of the cores (batch divides them between workers)
         readings = recognise_all([restored, image] if read_input else [restored], self.lang, self.psm,
-                                 processes=torch.get_num_threads())
-        seconds["ocr"] = time.perf_counter() - start
-        ocr = readings[0]
+                                 processes=torch.get_num_threads(), em=restoration.em)
+        seconds = {**restoration.seconds, "ocr": time.perf_counter() - start}
+        ocr = own = readings[0]
         input_ocr = readings[1] if read_input else (None if mask.any() else ocr)
         words_from_input = 0
-        if read_input and self.reading == "confident":
+        if read_input and reading == "confident":
             ocr, words_from_input = more_confident(ocr, input_ocr)
 
         stages = {
-            "detector": detector_name,
+            "detector": restoration.detector,
             "inpainter": self.inpainter.name,
             "ocr": f"tesseract {tesseract_version()} lang={self.lang} psm={ocr.psm}",
-            "reading": self.reading,
+            "reading": reading,
         }
         result = Result(ocr.text, ocr.words, mask, restored, stages, seconds, words_from_input,
-                        input_ocr.text if input_ocr else None)
+                        input_ocr.text if input_ocr else None, restored_text=own.text)
         if transcript is not None:
             result.accuracy = {
                 "before": _rates(score(transcript, input_ocr.text)),
                 "after": _rates(score(transcript, ocr.text)),
             }
         return result
+
+    def __call__(self, image: np.ndarray, mask: np.ndarray | None = None, transcript: str | None = None) -> Result:
+        """Restore and read one RGB image; with `transcript`, also score the input's reading and ours."""
+        return self.read(image, self.restore(image, mask), transcript)
 
     def run_file(self, path: str | Path, mask_path: Path | None = None, gt: Path | None = None) -> Result:
         """Read `path` (and its mask and transcript, if any) and run the pipeline on it."""
@@ -159,9 +176,3 @@ class Pipeline:
         result.seconds = {"read": read_seconds, **result.seconds}
         return result
 
-
-def build_pipeline(detector: str = "auto", inpainter: str = "auto", lang: str = "eng", psm: int | None = None,
-                   reading: str = "confident") -> Pipeline:
-    """The default pipeline: the shipped detector (falling back loudly to the classical one), the AUTO_STAGES
-    inpainter, and the more confident reading of the restored image and the input, word by word."""
-    return Pipeline(detector, inpainter, lang, psm, reading)

@@ -24,9 +24,16 @@ that takes the share within 20% of the truth from 62% to 73%.
 import cv2
 import numpy as np
 
-__all__ = ["TEXT_HEIGHT", "estimate_text_height"]
+__all__ = ["TEXT_HEIGHT", "MIN_INPUT", "CROP_EM_PER_HEIGHT", "estimate_text_height", "guess_em", "text_height",
+           "centre_padding"]
 
 TEXT_HEIGHT = 24  # em size in pixels at which models train and run
+# (H, W) px at TEXT_HEIGHT: the detector's training crop. A smaller input is padded to it by edge replication
+# (centre_padding), in training (data.fit_crop) as at inference (detect), since the model never saw the image's
+# edge closer to the text than that
+MIN_INPUT = (96, 160)
+CROP_EM_PER_HEIGHT = 0.8  # a word or line crop with no measurable text: its em is this fraction of its height
+SMALL_CROP = 4 * TEXT_HEIGHT  # images up to this height without a text estimate are taken for word or line crops
 
 _WORK_SIDE = 1200  # the first pass runs on the image scaled so its longer side is at most this
 _SECOND_PASS_EM = 20.0  # em size in pixels of the second pass
@@ -126,3 +133,21 @@ def estimate_text_height(image: np.ndarray, ignore: np.ndarray | None = None) ->
         if tall is not None:
             em = tall / _TALL_PER_EM / second
     return em
+
+
+def guess_em(height: int) -> float:
+    """The em of an image of this height in which no text was measured: a small crop is taken for a word
+    or a line, anything taller is left at its own scale."""
+    return CROP_EM_PER_HEIGHT * height if height <= SMALL_CROP else TEXT_HEIGHT
+
+
+def text_height(image: np.ndarray, ignore: np.ndarray | None = None) -> float:
+    """The em in pixels: estimated (away from `ignore`), else guessed from the image's height."""
+    em = estimate_text_height(image, ignore=ignore)
+    return em if em is not None else guess_em(image.shape[0])
+
+
+def centre_padding(size: int, minimum: int) -> tuple[int, int]:
+    """(before, after): the padding that brings `size` up to `minimum`, split around the centre."""
+    pad = max(0, minimum - size)
+    return pad // 2, pad - pad // 2

@@ -64,13 +64,6 @@ def test_reading_restored_reads_the_restored_image_only(occluded_folder):
     assert record["input_text"] and record["accuracy"]["before"]  # b.gt.txt asks for the input's reading, to score it
 
 
-def test_the_command_offers_the_library_choices():
-    from ocr_restore import cli, detect, inpaint, pipeline
-
-    assert cli.DETECTORS[1:] == detect.DETECTORS and cli.INPAINTERS[1:] == inpaint.INPAINTERS
-    assert cli.READINGS == pipeline.READINGS
-
-
 def test_mask_of_the_wrong_size_is_a_clear_error(occluded_folder, tmp_path):
     Image.fromarray(np.zeros((4, 4), np.uint8)).save(tmp_path / "small.png")
     result = invoke(occluded_folder / "a.png", "--mask", tmp_path / "small.png", *CLASSICAL)

@@ -19,16 +19,6 @@ def _tiny_model() -> SegUNet:
     return model.eval()
 
 
-@pytest.fixture
-def em(monkeypatch):
-    """Fix the em size the detector sees: `em(24)`; None means no text found."""
-
-    def set_em(value):
-        monkeypatch.setattr(detect, "estimate_text_height", lambda image, ignore=None: value)
-
-    return set_em
-
-
 def test_unknown_name_lists_valid_ones():
     with pytest.raises(ValueError, match="model, classical"):
         build_detector("unet")
@@ -39,14 +29,13 @@ def test_missing_weights_say_what_to_do(tmp_path):
         build_detector("model", tmp_path / "absent.safetensors")
 
 
-def test_model_from_weights_file(tmp_path, em):
-    em(24)
+def test_model_from_weights_file(tmp_path):
     path = tmp_path / "detector.safetensors"
     save_seg_unet(path, _tiny_model())
     detector = build_detector("model", path, threshold=0.3, dilate=2)
     assert detector.name == "model" and (detector.threshold, detector.dilate) == (0.3, 2)
     image = render_line(size=24)
-    result = detector(image)
+    result = detector(image, em=24)
     assert result.mask.shape == result.paper_mask.shape == result.probability.shape == image.shape[:2]
     assert result.mask.dtype == result.paper_mask.dtype == bool and result.probability.dtype == np.float32
     assert not (result.paper_mask & ~result.mask).any()
@@ -97,13 +86,12 @@ def test_inputs_smaller_than_the_training_crop_are_padded_by_edge_replication():
     [
         (48, (100, 300), (50, 150)),  # 300-dpi print: halved
         (12, (40, 100), (80, 200)),  # small print: doubled
-        (None, (40, 200), (34, 171)),  # no text found in a wide crop: em = 0.7 x height
+        (None, (40, 200), (30, 150)),  # no text found in a line crop: em = 0.8 x height
         (None, (400, 200), (400, 200)),  # no text found on a page: left as it is
         (6, (100, 100), (200, 200)),  # 4x would pass the pixel cap (40,000 here)
     ],
 )
-def test_runs_at_the_normalised_text_scale(em, monkeypatch, em_size, image_size, model_size):
-    em(em_size)
+def test_runs_at_the_normalised_text_scale(monkeypatch, em_size, image_size, model_size):
     monkeypatch.setattr(detect, "MAX_UPSCALED_PIXELS", 40_000)
     seen = []
 
@@ -112,7 +100,7 @@ def test_runs_at_the_normalised_text_scale(em, monkeypatch, em_size, image_size,
         return np.full((2, *image.shape[:2]), 0.25, np.float32)
 
     monkeypatch.setattr(ModelDetector, "_segment", fake_segment)
-    result = ModelDetector(_tiny_model(), context_scale=None)(np.zeros((*image_size, 3), np.uint8))
+    result = ModelDetector(_tiny_model(), context_scale=None)(np.zeros((*image_size, 3), np.uint8), em=em_size)
     assert seen == [model_size]
     assert result.probability.shape == image_size and not result.mask.any()
 
@@ -120,7 +108,7 @@ def test_runs_at_the_normalised_text_scale(em, monkeypatch, em_size, image_size,
 @pytest.mark.parametrize("em_without_found, sizes", [(24, [(50, 150), (100, 300)]), (44, [(50, 150)])])
 def test_measures_the_em_again_without_what_it_found(monkeypatch, em_without_found, sizes):
     # an occluder merged with the text made the first estimate twice too large
-    monkeypatch.setattr(detect, "estimate_text_height", lambda image, ignore=None: 48 if ignore is None else em_without_found)
+    monkeypatch.setattr(detect, "estimate_text_height", lambda image, ignore: em_without_found)
     seen = []
 
     def fake_segment(self, image):
@@ -128,12 +116,11 @@ def test_measures_the_em_again_without_what_it_found(monkeypatch, em_without_fou
         return np.full((2, *image.shape[:2]), 0.75, np.float32)
 
     monkeypatch.setattr(ModelDetector, "_segment", fake_segment)
-    ModelDetector(_tiny_model(), context_scale=None)(np.zeros((100, 300, 3), np.uint8))
-    assert seen == sizes
+    found = ModelDetector(_tiny_model(), context_scale=None)(np.zeros((100, 300, 3), np.uint8), em=48)
+    assert seen == sizes and found.em == em_without_found
 
 
-def test_context_view_at_half_the_scale_is_eroded_and_averaged_in(monkeypatch, em):
-    em(24)
+def test_context_view_at_half_the_scale_is_eroded_and_averaged_in(monkeypatch):
     seen = []
 
     def fake_segment(self, image):
@@ -144,7 +131,7 @@ def test_context_view_at_half_the_scale_is_eroded_and_averaged_in(monkeypatch, e
         return probabilities
 
     monkeypatch.setattr(ModelDetector, "_segment", fake_segment)
-    result = ModelDetector(_tiny_model(), threshold=0.4)(np.zeros((100, 200, 3), np.uint8))
+    result = ModelDetector(_tiny_model(), threshold=0.4)(np.zeros((100, 200, 3), np.uint8), em=24)
     assert seen == [(100, 200), (50, 100)]
     np.testing.assert_allclose(result.probability[:, :94], 0.5)
     assert result.mask[:, :94].all()
@@ -152,7 +139,7 @@ def test_context_view_at_half_the_scale_is_eroded_and_averaged_in(monkeypatch, e
     assert not result.mask[:, 96:].any() and not result.probability[:, 97:].any()
 
     seen.clear()  # a line crop: the fine view sees it whole, and there is no context view
-    assert not ModelDetector(_tiny_model(), threshold=0.4)(np.zeros((60, 200, 3), np.uint8)).mask.any()
+    assert not ModelDetector(_tiny_model(), threshold=0.4)(np.zeros((60, 200, 3), np.uint8), em=24).mask.any()
     assert seen == [(60, 200)]
 
 
@@ -160,7 +147,7 @@ def test_threshold_and_dilation(monkeypatch):
     occluder, paper = np.zeros((2, 20, 20), np.float32)
     occluder[10, 10], occluder[2, 2] = 0.9, 0.4
     paper[15, 5] = 0.8  # a paper-coloured shape is part of the mask too
-    monkeypatch.setattr(ModelDetector, "probabilities", lambda self, image: (occluder, paper))
+    monkeypatch.setattr(ModelDetector, "probabilities", lambda self, image, em: (occluder, paper, em))
     image = np.zeros((20, 20, 3), np.uint8)
 
     exact = ModelDetector(_tiny_model(), threshold=0.5, dilate=0)(image)
@@ -179,20 +166,18 @@ def test_threshold_and_dilation(monkeypatch):
 
 
 @pytest.mark.parametrize("colour", [(0, 0, 0), (200, 30, 30), (40, 40, 200)])
-def test_classical_finds_a_thick_stroke(em, colour):
-    em(32)
+def test_classical_finds_a_thick_stroke(colour):
     clean = render_line(size=32)
     occluded, _ = stroke_over(clean, colour=colour, thickness=12)
     _, truth = stroke_over(np.zeros_like(clean), colour=(255, 255, 255), thickness=12)  # the whole footprint
-    found = ClassicalDetector(dilate=0)(occluded).mask
+    found = ClassicalDetector(dilate=0)(occluded, em=32).mask
     assert (found & truth).sum() / truth.sum() > 0.9
     assert (found & ~truth).sum() / truth.sum() < 0.1
 
 
-def test_classical_leaves_clean_text_alone(em):
-    em(32)
+def test_classical_leaves_clean_text_alone():
     clean = render_line(size=32)
-    detection = ClassicalDetector()(clean)
+    detection = ClassicalDetector()(clean, em=32)
     ink = (clean < 128).any(axis=2)
     assert detection.mask.sum() <= 0.005 * ink.sum()
     assert not detection.paper_mask.any()
@@ -240,7 +225,7 @@ def test_shipped_model_leaves_plain_lines_alone(shipped):
 
 
 @pytest.mark.parametrize("kind", ["docs", "receipts", "scene"])
-def test_shipped_model_on_synthetic_occlusions(shipped, em, kind):
+def test_shipped_model_on_synthetic_occlusions(shipped, kind):
     """At the true text scale, so that this tests the model, not estimate_text_height (the benchmark tests both)."""
     from ocr_restore.data import occlude, render
 
@@ -249,8 +234,7 @@ def test_shipped_model_on_synthetic_occlusions(shipped, em, kind):
         rng = np.random.default_rng([7, i])
         sample = render(kind, rng)
         occlusion = occlude(sample, rng, 0.2)
-        em(sample.text_height)
-        found = shipped(occlusion.image).mask
+        found = shipped(occlusion.image, em=sample.text_height).mask
         hits += (found & occlusion.mask).sum()
         truths += occlusion.mask.sum()
         flagged += found.sum()

@@ -24,15 +24,6 @@ def tiny_weights(tmp_path):
     return path
 
 
-@pytest.fixture
-def em(monkeypatch):
-    """Fix the text-height estimate: set `em.value` to what estimate_text_height should return."""
-    class Em:
-        value = float(TEXT_HEIGHT)
-    monkeypatch.setattr(inpaint, "estimate_text_height", lambda image, ignore=None: Em.value)
-    return Em
-
-
 def test_unknown_name_lists_the_valid_ones():
     with pytest.raises(ValueError, match="pconv, telea, ns, none"):
         build_inpainter("magic")
@@ -44,9 +35,9 @@ def test_missing_weights_say_how_to_get_them(tmp_path):
 
 
 @pytest.mark.parametrize("name", INPAINTERS)
-def test_every_inpainter_keeps_known_pixels(name, tiny_weights, em):
+def test_every_inpainter_keeps_known_pixels(name, tiny_weights):
     image, hole = stroke_over(render_line())
-    restored = build_inpainter(name, tiny_weights)(image, hole)
+    restored = build_inpainter(name, tiny_weights)(image, hole, em=TEXT_HEIGHT)
     assert restored.dtype == np.uint8 and restored.shape == image.shape
     assert np.array_equal(restored[~hole], image[~hole])
     if name != "none":
@@ -61,7 +52,7 @@ def test_telea_is_opencv_radius_5():
     assert np.abs(want[hole].astype(int) - clean[hole]).mean() < np.abs(image[hole].astype(int) - clean[hole]).mean()
 
 
-def test_pconv_at_text_scale_is_the_model_on_the_context_crop(tiny_weights, em):
+def test_pconv_at_text_scale_is_the_model_on_the_context_crop(tiny_weights):
     """One hole at scale 1: the stage's answer is the model's composite of the 1.5-em context crop."""
     inpainter = build_inpainter("pconv", tiny_weights, device="cpu")
     image = render_line(size=TEXT_HEIGHT)
@@ -72,7 +63,7 @@ def test_pconv_at_text_scale_is_the_model_on_the_context_crop(tiny_weights, em):
     crop = torch.from_numpy(image[y0:y1, x0:x1]).permute(2, 0, 1)[None].float() / 255
     mask = torch.from_numpy(~hole[y0:y1, x0:x1])[None, None].float()
     want = (inpainter.model.inpaint(crop, mask)[0].permute(1, 2, 0) * 255).round().byte().numpy()
-    got = inpainter(image, hole)
+    got = inpainter(image, hole, em=TEXT_HEIGHT)
     assert np.array_equal(got[y0:y1, x0:x1][hole[y0:y1, x0:x1]], want[hole[y0:y1, x0:x1]])
 
 
@@ -107,44 +98,34 @@ def test_a_page_with_small_holes_is_restored_around_them_only():
     assert sum((c.context[1] - c.context[0]) * (c.context[3] - c.context[2]) for c in crops) < 0.02 * hole.size
 
 
-def test_text_is_scaled_to_the_model_height(tiny_weights, em):
+def test_text_is_scaled_to_the_model_height(tiny_weights):
     inpainter = build_inpainter("pconv", tiny_weights, device="cpu")
     seen = []
     forward = inpainter.model.forward
     inpainter.model.forward = lambda image, mask: seen.append(image.shape) or forward(image, mask)
     image, hole = stroke_over(render_line(size=96), thickness=12)
-    em.value = 96.0
-    restored = inpainter(image, hole)
+    restored = inpainter(image, hole, em=96.0)
     assert np.array_equal(restored[~hole], image[~hole])
     height = max(s[2] for s in seen)  # whole line height at a quarter of the size, plus the internal padding
     assert height <= image.shape[0] / 4 + 32
 
 
-def test_small_crop_without_text_estimate_uses_its_height(tiny_weights, em):
-    em.value = None
-    inpainter = build_inpainter("pconv", tiny_weights, device="cpu")
-    assert inpainter.text_height(np.zeros((30, 90, 3), np.uint8), np.zeros((30, 90), bool)) == pytest.approx(0.8 * 30)
-    assert inpainter.text_height(np.zeros((1000, 900, 3), np.uint8), np.zeros((1000, 900), bool)) == TEXT_HEIGHT
-
-
-def test_word_and_page_sizes_work_and_a_page_costs_only_its_holes(tiny_weights, em):
+def test_word_and_page_sizes_work_and_a_page_costs_only_its_holes(tiny_weights):
     inpainter = build_inpainter("pconv", tiny_weights, device="cpu")
     word = render_line("cat", size=14)[:20]
     hole = np.zeros(word.shape[:2], bool)
     hole[5:12, 10:20] = True
-    em.value = 14.0
-    assert np.array_equal(inpainter(word, hole)[~hole], word[~hole])
+    assert np.array_equal(inpainter(word, hole, em=14.0)[~hole], word[~hole])
 
     page = np.full((3500, 2500, 3), 255, np.uint8)
     hole = np.zeros(page.shape[:2], bool)
     for y, x in [(300, 400), (1800, 2000), (3300, 100)]:
         page[y:y + 40, x:x + 300] = 20  # a text-like dark band under each hole
         hole[y + 10:y + 30, x + 50:x + 90] = True
-    em.value = 42.0
     seen = []
     forward = inpainter.model.forward
     inpainter.model.forward = lambda image, mask: seen.append(image.numel() // 3) or forward(image, mask)
-    restored = inpainter(page, hole)
+    restored = inpainter(page, hole, em=42.0)
     assert np.array_equal(restored[~hole], page[~hole])
     page_at_model_scale = hole.size * (TEXT_HEIGHT / 42) ** 2
     assert sum(seen) < 0.01 * page_at_model_scale

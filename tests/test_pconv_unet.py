@@ -66,9 +66,11 @@ def test_the_paper_layer_layout():
     assert all(isinstance(m.conv, PartialConv2d) for m in [*model.encoder, *model.decoder])
 
 
-def test_skip_connections_concatenate_masks():
-    """The last decoder layer sees the up-sampled decoder mask of level 1 beside the input mask."""
-    model = PConvUNet(CONFIGS["tiny"]).eval()
+@pytest.mark.parametrize("name, channels", [("tiny-rgb", 3), ("tiny", 1)])
+def test_skip_connections_concatenate_masks(name, channels):
+    """The last decoder layer sees the up-sampled decoder mask of level 1 beside the input mask,
+    with the image (RGB) or its ink coverage (glyph-first) as the input."""
+    model = PConvUNet(CONFIGS[name]).eval()
     mask = torch.ones(1, 1, 16, 16)
     mask[..., :, :11] = 0  # too wide for the two decoder levels below to fill
     seen = {}
@@ -76,10 +78,23 @@ def test_skip_connections_concatenate_masks():
     model.decoder[0].conv.register_forward_hook(lambda m, args, out: seen.update(joined=args[1]))
     model(torch.rand(1, 3, 16, 16), mask)
     up = seen["level1"].repeat_interleave(2, 2).repeat_interleave(2, 3)
-    assert seen["joined"].shape == (1, 8 + 3, 16, 16)
+    assert seen["joined"].shape == (1, 8 + channels, 16, 16)
     assert torch.equal(seen["joined"][:, :8], up.expand(-1, 8, -1, -1))
-    assert torch.equal(seen["joined"][:, 8:], mask.expand(-1, 3, -1, -1))
+    assert torch.equal(seen["joined"][:, 8:], mask.expand(-1, channels, -1, -1))
     assert (up == 0).any() and not torch.equal(up, mask), "masks should differ and keep a hole for the test to mean something"
+
+
+def test_glyph_output_is_a_blend_of_the_paper_and_ink_around_the_hole():
+    torch.manual_seed(3)
+    model = PConvUNet(CONFIGS["tiny"]).eval()
+    paper, ink = torch.tensor([0.9, 0.85, 0.6]), torch.tensor([0.1, 0.1, 0.4])
+    image = paper.view(1, 3, 1, 1).expand(1, 3, 32, 48).clone()
+    image[..., 10:20, 5:40] = ink.view(1, 3, 1, 1)  # a bar of ink
+    mask = holes(1, 32, 48, seed=3)
+    prediction = model.predict(image, mask)
+    alpha = torch.sigmoid(prediction.alpha_logit)
+    torch.testing.assert_close(prediction.output, alpha * ink.view(1, 3, 1, 1) + (1 - alpha) * paper.view(1, 3, 1, 1),
+                               rtol=0, atol=1e-4)
 
 
 def test_default_config_fits_the_cpu_budget():

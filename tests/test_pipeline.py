@@ -31,7 +31,7 @@ def test_without_holes_the_image_is_read_once(monkeypatch):
     import ocr_restore.ocr
 
     read, recognise = [], ocr_restore.ocr.recognise
-    monkeypatch.setattr(ocr_restore.ocr, "recognise", lambda image, *args: read.append(image) or recognise(image, *args))
+    monkeypatch.setattr(ocr_restore.ocr, "recognise", lambda image, *args, **kwargs: read.append(image) or recognise(image, *args, **kwargs))
     image = render_line("Partial convolution")
     result = Pipeline("classical", "telea")(image, np.zeros(image.shape[:2], bool), transcript="Partial convolution")
     assert len(read) == 1 and result.input_text == result.text == "Partial convolution"

@@ -8,7 +8,7 @@ import pytest
 
 from ocr_restore.data.occlude import occlude
 from ocr_restore.data.render import KINDS, render
-from ocr_restore.textscale import estimate_text_height
+from ocr_restore.textscale import TEXT_HEIGHT, estimate_text_height, text_height
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -75,3 +75,8 @@ def test_shapes_under_the_occluder_mask_are_not_measured():
                 within[way].append(abs(estimate / sample.text_height - 1) <= 0.2)
     shares = {way: np.mean(hits) for way, hits in within.items()}
     assert shares["masked"] >= shares["blind"] + 0.05, shares
+
+
+def test_without_measurable_text_a_small_crop_is_taken_for_a_line_and_a_page_for_model_size():
+    assert text_height(np.zeros((30, 90, 3), np.uint8)) == pytest.approx(0.8 * 30)
+    assert text_height(np.zeros((1000, 900, 3), np.uint8)) == TEXT_HEIGHT

@@ -15,6 +15,7 @@ Each item is a dict of float32 tensors:
                                  trains on hole | paper_hole
 """
 
+import zlib
 from pathlib import Path
 
 import cv2
@@ -24,11 +25,21 @@ import torch.nn.functional as F
 from torch.utils.data import IterableDataset, get_worker_info
 
 from ..files import find_images, read_image
-from ..textscale import TEXT_HEIGHT, estimate_text_height
+from ..textscale import TEXT_HEIGHT, centre_padding, text_height
 from .occlude import Occlusion, occlude
 from .render import KINDS, TextImage, from_image, render
 
-__all__ = ["SyntheticCrops", "FolderCrops", "centre_padding", "fit_crop", "fixed_set", "to_item"]
+__all__ = ["SyntheticCrops", "FolderCrops", "MixedCrops", "crop_source", "held_out", "fit_crop",
+           "fixed_set", "to_item"]
+
+DETAIL_POINTS = 4096  # points of text kept per folder image, to centre its crops on
+HELD_OUT_EVERY = 5  # one image in this many of a training folder is kept out of training, for tuning and evaluation
+
+
+def held_out(path: str | Path) -> bool:
+    """Whether a folder image is one of those kept out of training: chosen by a hash of its file name, so
+    the split is the same on every machine and for every run, and a new image does not move the others."""
+    return zlib.crc32(Path(path).name.encode()) % HELD_OUT_EVERY == 0
 
 
 def to_item(sample: TextImage, occlusion: Occlusion) -> dict[str, torch.Tensor]:
@@ -88,12 +99,6 @@ class SyntheticCrops(IterableDataset):
             yield self.sample(rng)
 
 
-def centre_padding(size: int, minimum: int) -> tuple[int, int]:
-    """(before, after): the padding that brings `size` up to `minimum`, split around the centre."""
-    pad = max(0, minimum - size)
-    return pad // 2, pad - pad // 2
-
-
 def fit_crop(item: dict[str, torch.Tensor], crop: tuple[int, int], rng: np.random.Generator) -> dict[str, torch.Tensor]:
     """Every tensor of `item` cut to `crop` (H, W) at one random place, each side shorter than the
     crop first padded by edge replication around the centre (a model trained on such crops wants its
@@ -114,9 +119,10 @@ def fit_crop(item: dict[str, torch.Tensor], crop: tuple[int, int], rng: np.rando
 class FolderCrops(IterableDataset):
     """Endless occluded crops cut from a folder of clean images, rescaled to TEXT_HEIGHT.
 
-    Each image's em size comes from estimate_text_height; images where no text is
-    found are skipped. Crops are centred on dark-or-light detail (the text) and
-    padded by edge replication where the rescaled image is smaller than the crop.
+    Each image's em size comes from textscale.text_height, as at inference. Crops are
+    centred on dark-or-light detail (the text) and padded by edge replication where the
+    rescaled image is smaller than the crop. The images `held_out` are never used, so
+    they can serve to tune and evaluate: `held_out_paths` lists them.
     """
 
     def __init__(
@@ -128,55 +134,89 @@ class FolderCrops(IterableDataset):
         scale_jitter: float = 0.1,
         crops_per_image: int = 4,
     ):
-        self.paths = find_images(folder)
+        every = find_images(folder)
+        self.paths = [p for p in every if not held_out(p)]
+        self.held_out_paths = [p for p in every if held_out(p)]
         if not self.paths:
-            raise ValueError(f"{folder}: no images found")
+            raise ValueError(f"{folder}: no training images found (of {len(every)} images, {len(self.held_out_paths)} are held out)")
         self.crop = tuple(crop)
         self.coverage = coverage
         self.seed = seed
         self.scale_jitter = scale_jitter
-        self.crops_per_image = crops_per_image  # crops cut from each image read, to amortise decoding
-        self._em: dict[Path, float | None] = {}  # estimated em size per image, found once
+        self.crops_per_image = crops_per_image  # crops cut from each image read, when streaming, to amortise decoding
+        self._images: dict[Path, tuple] = {}  # each image with its em and detail, read once per process
 
-    def _crops(self, rng: np.random.Generator, path: Path):
-        image = read_image(path)
-        if path not in self._em:
-            self._em[path] = estimate_text_height(image)
-        em = self._em[path]
-        if em is None:
-            return
-        target = TEXT_HEIGHT * np.exp(rng.uniform(-self.scale_jitter, self.scale_jitter))
-        scale = target / em
-        h, w = image.shape[:2]
-        image = cv2.resize(image, (max(1, round(w * scale)), max(1, round(h * scale))),
-                           interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC)
+    def _image(self, path: Path) -> tuple[np.ndarray, float, np.ndarray]:
+        """The image, its em and up to DETAIL_POINTS (y, x) points of dark-or-light detail to centre crops on."""
+        if path not in self._images:
+            image = read_image(path)
+            grey = image.mean(-1)
+            detail = np.argwhere(np.abs(grey - np.median(grey)) > 40)
+            if len(detail) > DETAIL_POINTS:  # a fixed subset, so a page's crops are the same on every run
+                detail = detail[np.random.default_rng(zlib.crc32(path.name.encode())).choice(len(detail), DETAIL_POINTS)]
+            if not len(detail):
+                detail = np.array([[image.shape[0] // 2, image.shape[1] // 2]])
+            self._images[path] = image, text_height(image), detail
+        return self._images[path]
+
+    def _crops(self, rng: np.random.Generator, path: Path, count: int):
+        image, em, detail = self._image(path)
+        H, W = image.shape[:2]
         ch, cw = self.crop
-        pad_y, pad_x = max(0, ch - image.shape[0]), max(0, cw - image.shape[1])
-        if pad_y or pad_x:
-            top, left = pad_y // 2, pad_x // 2
-            image = cv2.copyMakeBorder(image, top, pad_y - top, left, pad_x - left, cv2.BORDER_REPLICATE)
-        gray = image.mean(-1)
-        detail = np.argwhere(np.abs(gray - np.median(gray)) > 40)
-        for _ in range(self.crops_per_image):
-            cy, cx = detail[rng.integers(len(detail))] if len(detail) else (image.shape[0] // 2, image.shape[1] // 2)
-            y0 = int(np.clip(cy - ch // 2, 0, image.shape[0] - ch))
-            x0 = int(np.clip(cx - cw // 2, 0, image.shape[1] - cw))
-            clean = from_image(np.ascontiguousarray(image[y0:y0 + ch, x0:x0 + cw]), target)
+        for _ in range(count):
+            target = TEXT_HEIGHT * np.exp(rng.uniform(-self.scale_jitter, self.scale_jitter))
+            scale = target / em
+            # only the window that becomes the crop is resized: a page costs what a line does
+            wh, ww = min(H, int(np.ceil(ch / scale)) + 2), min(W, int(np.ceil(cw / scale)) + 2)
+            cy, cx = detail[rng.integers(len(detail))]
+            y0, x0 = int(np.clip(cy - wh // 2, 0, H - wh)), int(np.clip(cx - ww // 2, 0, W - ww))
+            window = image[y0:y0 + wh, x0:x0 + ww]
+            window = cv2.resize(window, (max(1, round(ww * scale)), max(1, round(wh * scale))),
+                                interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC)
+            pad_y, pad_x = max(0, ch - window.shape[0]), max(0, cw - window.shape[1])
+            if pad_y or pad_x:
+                top, left = pad_y // 2, pad_x // 2
+                window = cv2.copyMakeBorder(window, top, pad_y - top, left, pad_x - left, cv2.BORDER_REPLICATE)
+            clean = from_image(np.ascontiguousarray(window[:ch, :cw]), target)
             yield to_item(clean, occlude(clean, rng, rng.uniform(*self.coverage)))
 
     def sample(self, rng: np.random.Generator) -> dict[str, torch.Tensor]:
-        """One crop of a random image (images without text found are passed over)."""
-        for _ in range(100 * len(self.paths)):
-            item = next(self._crops(rng, self.paths[rng.integers(len(self.paths))]), None)
-            if item is not None:
-                return item
-        raise ValueError(f"{self.paths[0].parent}: no text found in any image")
+        """One crop of a random image."""
+        return next(self._crops(rng, self.paths[rng.integers(len(self.paths))], 1))
 
     def __iter__(self):
         rng = _worker_rng(self.seed)
         while True:
             for k in rng.permutation(len(self.paths)):
-                yield from self._crops(rng, self.paths[k])
+                yield from self._crops(rng, self.paths[k], self.crops_per_image)
+
+
+class MixedCrops:
+    """Crops drawn from several sources (each with a `sample(rng)` method) in fixed shares."""
+
+    def __init__(self, sources: list, weights: list[float]):
+        assert len(sources) == len(weights) and sources, "one weight per source"
+        self.sources = sources
+        self.p = np.asarray(weights, float) / np.sum(weights)
+
+    def sample(self, rng: np.random.Generator) -> dict[str, torch.Tensor]:
+        return self.sources[rng.choice(len(self.sources), p=self.p)].sample(rng)
+
+
+def crop_source(spec: str, **kwargs) -> tuple[object, float]:
+    """A crop source and its share from "SOURCE[:WEIGHT]": SOURCE is "synthetic" or a folder of clean images."""
+    name, _, weight = spec.rpartition(":")
+    try:
+        weight = float(weight)
+    except ValueError:  # no weight given (or a folder name with a colon in it)
+        name, weight = spec, 1.0
+    if name == "synthetic":
+        return SyntheticCrops(**kwargs), weight
+    if not Path(name).is_dir():
+        raise ValueError(f"{name}: not a folder of images, nor 'synthetic' (a source is SOURCE[:WEIGHT])")
+    for rendering_only in ("tight_share", "kinds"):  # real images come as they are
+        kwargs.pop(rendering_only, None)
+    return FolderCrops(name, **kwargs), weight
 
 
 def fixed_set(n: int, seed: int = 1234, **kwargs) -> dict[str, torch.Tensor]:

@@ -27,7 +27,7 @@ from tqdm import tqdm
 
 from ..errors import InputFileError
 from ..files import atomic_path, read_image, read_transcripts, write_image, write_mask, write_text
-from ..textscale import estimate_text_height
+from ..textscale import CROP_EM_PER_HEIGHT, estimate_text_height
 from .occlude import Occlusion, occlude, recoverable
 from .render import KINDS, TextImage, from_image, ink_components, render
 
@@ -145,7 +145,7 @@ def occlude_real_set(
     for i, (stem, path) in enumerate(tqdm(chosen, desc=f"occlude {src_dir.name}", unit="img")):
         rng = np.random.default_rng([seed, i])
         image = read_image(path)
-        em = estimate_text_height(image) or 0.8 * image.shape[0]
+        em = estimate_text_height(image) or CROP_EM_PER_HEIGHT * image.shape[0]  # the benchmark's sets are fixed: no guess_em
         sample = from_image(image, em, truth[stem])
         occlusion = occlude(sample, rng, rng.uniform(*coverage))
         _write_sample(out_dir, stem, image, occlusion, truth[stem], ink_components(image), REAL_INK_SPREAD)

@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from ..errors import ModelError
-from .weights import load_weights, save_weights
+from .weights import load_weights, save_weights, shipped
 
 __all__ = [
     "Vgg16Features",
@@ -32,7 +32,7 @@ __all__ = [
     "load_feature_net",
 ]
 
-DEFAULT_TEXT_FEATURES = Path(__file__).resolve().parents[2] / "models" / "text_features.safetensors"
+DEFAULT_TEXT_FEATURES = shipped("text_features.safetensors")
 WEIGHTS_NAME = "text_features"  # model name stored in the weights file
 
 # torchvision's VGG-16 ("D") up to pool3: conv widths, "M" = 2x2 max pooling
@@ -170,7 +170,7 @@ def load_feature_net(vgg_weights: str | Path | None = None, text_features: str |
             raise ModelError(
                 f"{path}: the perceptual feature network is missing; pass --vgg-weights PATH (a torchvision "
                 "VGG-16 state dict), train it with `ocr-restore train features`, or train without the "
-                "perceptual and style terms with --no-perceptual")
+                "perceptual and style terms with --perceptual none")
         config, state = load_weights(path, TextFeatureConfig, WEIGHTS_NAME)
         model = TextFeatureNet(config)
         model.load_state_dict(state)

@@ -2,7 +2,9 @@
 
     L = L_valid + 6 L_hole + 0.05 L_perceptual + 120 (L_style_out + L_style_comp) + 0.1 L_tv
 
-Masks follow the paper: 1 = known pixel, 0 = hole. Every term is averaged over
+and, for the glyph-first model, + 1 L_coverage: a binary cross-entropy between the predicted and
+the true ink coverage over the holes, weighted toward ink as GSDM's structure prior is (Zhu et al.,
+AAAI 2024), so that leaving a stroke out costs more than drawing paper. Masks follow the paper: 1 = known pixel, 0 = hole. Every term is averaged over
 the batch; within an image each follows the paper's normalisation.
 """
 
@@ -23,6 +25,8 @@ class LossWeights:
     perceptual: float = 0.05  # L1 between pool1..pool3 features, of both the output and the composite
     style: float = 120.0  # L1 between Gram matrices of those features, applied to L_style_out and L_style_comp
     tv: float = 0.1  # total variation of the composite over the 1-pixel dilation of the hole
+    coverage: float = 1.0  # ink-weighted BCE of the ink coverage over the holes (glyph-first models only)
+    ink: float = 4.0  # a hole pixel's BCE counts 1 + ink * its true coverage
 
 
 def gram(features: torch.Tensor) -> torch.Tensor:
@@ -69,8 +73,10 @@ class InpaintingLoss(nn.Module):
             self.feature_net.eval()  # its BatchNorm statistics are part of the frozen network
         return self
 
-    def forward(self, output: torch.Tensor, target: torch.Tensor, mask: torch.Tensor):
-        """`output`, `target` (B, C, H, W) and `mask` (B, 1 or C, H, W), 1 = known; returns (total, terms)."""
+    def forward(self, output: torch.Tensor, target: torch.Tensor, mask: torch.Tensor,
+                alpha_logit: torch.Tensor | None = None, alpha_target: torch.Tensor | None = None):
+        """`output`, `target` (B, C, H, W) and `mask` (B, 1 or C, H, W), 1 = known; returns (total, terms).
+        With `alpha_logit` and `alpha_target` (B, 1, H, W), the coverage term is added."""
         mask = mask.to(output.dtype)
         error = (output - target).abs()
         # each L1 mean is over N_Igt = C H W elements per image, hole or not
@@ -91,6 +97,10 @@ class InpaintingLoss(nn.Module):
         terms["tv"] = total_variation(composite, hole)
         w = self.weights
         total = (w.valid * terms["valid"] + w.hole * terms["hole"] + w.tv * terms["tv"])
+        if alpha_logit is not None:
+            bce = F.binary_cross_entropy_with_logits(alpha_logit, alpha_target, reduction="none")
+            terms["coverage"] = (hole * (1 + w.ink * alpha_target) * bce).mean()
+            total = total + w.coverage * terms["coverage"]
         if self.feature_net is not None:
             total = total + w.perceptual * terms["perceptual"] + w.style * (terms["style_out"] + terms["style_comp"])
         return total, terms

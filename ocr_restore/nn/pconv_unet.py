@@ -13,10 +13,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import ModelError
+from .coverage import Fields, compose, coverage, estimate_fields
 from .partialconv import PartialConv2d
 from .weights import load_weights, save_weights
 
-__all__ = ["PConvUNetConfig", "PConvUNet", "CONFIGS", "save_pconv", "load_pconv"]
+__all__ = ["PConvUNetConfig", "PConvUNet", "Prediction", "CONFIGS", "save_pconv", "load_pconv"]
 
 WEIGHTS_NAME = "pconv_unet"  # model name stored in the weights file
 
@@ -61,6 +62,9 @@ class PConvUNetConfig:
     widths: tuple[int, ...] = (32, 64, 128, 128, 128)  # encoder channels per level; the decoder mirrors them
     kernel_sizes: tuple[int, ...] = (7, 5, 5, 3, 3)  # encoder kernel per level (paper: 7, 5, 5, 3, 3, 3, 3, 3)
     decoder_kernel: int = 3  # kernel of every decoder partial convolution (paper: 3)
+    # glyph-first: the U-Net maps the known pixels' ink coverage to the holes' (one channel in, one out),
+    # and the output is composed from it and the paper and ink colours (nn/coverage.py); else RGB to RGB
+    glyph: bool = False
 
     def __post_init__(self):
         # JSON round trips turn tuples into lists
@@ -70,9 +74,20 @@ class PConvUNetConfig:
 
 
 CONFIGS = {
-    "default": PConvUNetConfig(),  # about 1.3M parameters, trainable on 2 CPU cores in hours
-    "tiny": PConvUNetConfig(widths=(8, 16, 16), kernel_sizes=(5, 3, 3)),  # for tests
+    "default": PConvUNetConfig(glyph=True),  # about 1.3M parameters
+    "rgb": PConvUNetConfig(),  # the paper's RGB output, for ablations and the weights shipped before
+    "tiny": PConvUNetConfig(widths=(8, 16, 16), kernel_sizes=(5, 3, 3), glyph=True),  # for tests
+    "tiny-rgb": PConvUNetConfig(widths=(8, 16, 16), kernel_sizes=(5, 3, 3)),
 }
+
+
+@dataclass
+class Prediction:
+    """What the network made of a batch: the output image and, glyph-first, how it was composed."""
+
+    output: torch.Tensor  # (B, C, H, W), every pixel predicted (use `composite` to keep the known ones)
+    alpha_logit: torch.Tensor | None = None  # (B, 1, H, W): the predicted ink coverage, before the sigmoid
+    fields: Fields | None = None  # the paper and ink colours it was composed with
 
 
 class PConvUNet(nn.Module):
@@ -82,7 +97,8 @@ class PConvUNet(nn.Module):
     Encoder: stride-2 partial convolutions, BatchNorm on all but the first, ReLU.
     Decoder: nearest up-sampling, skip connections that concatenate features and
     masks, partial convolutions, BatchNorm and LeakyReLU(0.2); the last layer
-    concatenates the input image and mask and outputs the image, unnormalised.
+    concatenates the input and its mask and outputs the image, unnormalised, or,
+    glyph-first, the ink coverage's logit.
     Any image size works: the input is padded with holes to a multiple of
     2**depth and the output cropped back.
     """
@@ -90,7 +106,7 @@ class PConvUNet(nn.Module):
     def __init__(self, config: PConvUNetConfig):
         super().__init__()
         self.config = config
-        widths = (config.in_channels, *config.widths)
+        widths = (1 if config.glyph else config.in_channels, *config.widths)
         self.encoder = nn.ModuleList(
             EncoderBlock(widths[i], widths[i + 1], k, batch_norm=i > 0) for i, k in enumerate(config.kernel_sizes))
         # decoder[i] up-samples level i+1 to level i and joins the skip of level i (level 0: the input image)
@@ -105,12 +121,22 @@ class PConvUNet(nn.Module):
 
     def forward(self, image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """The network output (B, C, H, W) for `image` (B, C, H, W) in [0, 1] and `mask`
-        (B, 1 or C, H, W), 1 = known, 0 = hole. Use `composite` to keep the known pixels."""
+        (B, 1, H, W), 1 = known, 0 = hole. Use `composite` to keep the known pixels."""
+        return self.predict(image, mask).output
+
+    def predict(self, image: torch.Tensor, mask: torch.Tensor) -> Prediction:
         assert image.shape[1] == self.config.in_channels, f"expected {self.config.in_channels} channels, got {image.shape[1]}"
-        H, W = image.shape[2:]
+        if not self.config.glyph:
+            return Prediction(self._unet(image, mask))
+        fields = estimate_fields(image, mask)
+        alpha_logit = self._unet(coverage(image, fields), mask)
+        return Prediction(compose(torch.sigmoid(alpha_logit), fields), alpha_logit, fields)
+
+    def _unet(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        H, W = x.shape[2:]
         multiple = 2 ** self.depth
         pad = (0, -W % multiple, 0, -H % multiple)
-        x, m = F.pad(image, pad), F.pad(mask.to(image.dtype), pad)  # padding is unknown: zeros in the mask
+        x, m = F.pad(x, pad), F.pad(mask.to(x.dtype), pad)  # padding is unknown: zeros in the mask
         skips = [(x, m)]
         for block in self.encoder:
             x, m = block(x, m)

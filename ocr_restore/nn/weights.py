@@ -16,7 +16,21 @@ from safetensors.torch import load_file, save_file, safe_open
 
 from ..errors import ModelError
 
-__all__ = ["save_weights", "load_weights", "read_metadata"]
+__all__ = ["SHIPPED_DIR", "shipped", "resolve_device", "save_weights", "load_weights", "read_metadata"]
+
+SHIPPED_DIR = Path(__file__).resolve().parents[1] / "models"  # package data, so a wheel carries the weights
+
+
+def shipped(name: str) -> Path:
+    """The path of a shipped weights file, e.g. shipped("pconv.safetensors")."""
+    return SHIPPED_DIR / name
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """"auto" is the GPU when there is one, else the CPU."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
 
 
 def _digest(tensors: dict[str, torch.Tensor]) -> str:

@@ -1,4 +1,4 @@
-"""Train and evaluate the occlusion detector: `ocr-restore train detector`.
+"""Train the occlusion detector: `ocr-restore train detector`.
 
 Training: a SegUNet learns, on the data engine's synthetic crops at the
 normalised text scale, two maps: the pixels an occluder changed and the area of
@@ -10,35 +10,27 @@ Sample i of the stream is drawn from its own seed, so a run resumes exactly
 where its checkpoint (out_dir/last.pt, written atomically every ckpt_every steps
 and on Ctrl-C or kill, after the current step) left it: a resumed run is
 bit-identical to an uninterrupted one on the same device. The step loop,
-checkpoints and log are train/loop.py's, shared with the inpainter.
-
-Evaluation: `evaluate_detector` scores any Detector on fixed-seed full-size
-synthetic images (rendered and occluded, not crops) against the quality bar:
-IoU, recall and precision on occluder pixels near text, per text kind, shape
-kind, style and colour class, false positives on the clean images, and time.
+checkpoints and log are train/loop.py's, shared with the inpainter. Its
+evaluation is evaluate/detector.py's.
 """
 
-import dataclasses
 import time
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
-import cv2
 import numpy as np
-import pandas as pd
 import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
-from ..data import KINDS, Occlusion, SyntheticCrops, fixed_set, occlude, render
-from ..data.render import otsu_ink
-from ..detect import DEFAULT_WEIGHTS, MIN_INPUT, Detector
-from ..files import find_images, read_image
-from ..nn.seg_unet import CONFIGS, SegUNet, SegUNetConfig, load_seg_unet, save_seg_unet
-from .loop import CsvLog, load_checkpoint, resolve_device, run_steps, save_checkpoint
+from ..data import KINDS, fixed_set
+from ..data.dataset import MixedCrops, crop_source
+from ..nn.seg_unet import CONFIGS, SegUNet, load_seg_unet, save_seg_unet
+from ..textscale import MIN_INPUT
+from .loop import CsvLog, checkpoint_state, resolve_device, resume, run_steps, save_checkpoint
 
-__all__ = ["detector_target", "DetectorCrops", "detector_loss", "validate", "train_detector", "evaluate_detector",
-           "false_positives_on_real", "time_page"]
+__all__ = ["detector_target", "DetectorCrops", "detector_loss", "validate", "DetectorTraining", "train_detector"]
 
 WARMUP = 200  # steps of linear learning-rate warm-up before the cosine decay
 # crops' em within TEXT_HEIGHT * exp(+-0.7): em estimates on occluded images err by up to exp(+-0.4), and
@@ -48,12 +40,6 @@ SCALE_JITTER = 0.7
 # on a canvas wider than the text, the model took the coloured ground of a real word crop for a shape
 TIGHT_SHARE = 0.5
 PAPER_MARGIN = 6  # px (a quarter em): how far a paper-coloured shape is detectable beyond the ink it erased
-# grey levels (largest channel) an occluder changed a pixel by: the evaluation's recall per band of them
-CHANGE_BANDS = ((1, 8), (9, 16), (17, 32), (33, 64), (65, 255))
-# the evaluation's recall per part of the truth: what erasures (paper-coloured and white shapes) changed, the
-# faint edge band (the blur's spill, EDGE_BAND px deep, changed by <= EDGE_CHANGE levels), and the rest
-ERASURE_COLOURS = ("paper", "white")
-EDGE_BAND, EDGE_CHANGE = 2, 32
 
 
 def detector_target(hole: torch.Tensor, paper_area: torch.Tensor) -> torch.Tensor:
@@ -73,7 +59,7 @@ class DetectorCrops(Dataset):
     is the clean crop with an empty target.
     """
 
-    def __init__(self, crops: SyntheticCrops, seed: int, clean_share: float):
+    def __init__(self, crops, seed: int, clean_share: float):
         self.crops, self.seed, self.clean_share = crops, seed, clean_share
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -141,71 +127,64 @@ def _learning_rate(step: int, steps: int, lr: float) -> float:
     return lr * (0.1 + 0.9 * 0.5 * (1 + np.cos(np.pi * progress)))
 
 
-def train_detector(
-    out_dir: str | Path,
-    steps: int = 6_000,
-    batch_size: int = 16,
-    lr: float = 2e-3,
-    config: str | SegUNetConfig = "default",
-    seed: int = 0,
-    val_every: int = 500,
-    ckpt_every: int = 200,
-    device: str = "auto",
-    num_workers: int = 0,
-    kinds: tuple[str, ...] = KINDS,
-    crop: tuple[int, int] = MIN_INPUT,
-    clean_share: float = 0.25,
-    val_size: int = 256,
-    scale_jitter: float = SCALE_JITTER,
-    tight_share: float = TIGHT_SHARE,
-    init: str | Path | None = None,
-    ship: bool = False,
-) -> Path:
+@dataclass
+class DetectorTraining:
+    """Everything that makes a run. Fields above `val_every` define the run (the learning-rate schedule
+    follows `steps`): resuming with any of them changed is refused. The rest may change between resumes."""
+
+    config: str = "default"  # a name in nn.seg_unet.CONFIGS (with `init`, that file's config)
+    data: tuple[str, ...] = ("synthetic",)  # crop sources, "synthetic" or a folder of clean images, each SOURCE[:SHARE]
+    steps: int = 6_000
+    batch_size: int = 16
+    lr: float = 2e-3
+    seed: int = 0
+    kinds: tuple[str, ...] = KINDS  # kinds of rendered text
+    crop: tuple[int, int] = MIN_INPUT
+    clean_share: float = 0.25  # crops left unoccluded, with an empty target, so that text alone is not flagged
+    scale_jitter: float = SCALE_JITTER  # crops' em lies within TEXT_HEIGHT * exp(+-this)
+    tight_share: float = TIGHT_SHARE  # rendered crops at the text's own extent, padded or cut to `crop`
+    init: str = ""  # a weights file to fine-tune instead of random weights
+    val_every: int = 500
+    ckpt_every: int = 200
+    val_size: int = 256
+    device: str = "auto"
+    num_workers: int = 0
+
+    def __post_init__(self):
+        self.data, self.kinds, self.crop = tuple(self.data), tuple(self.kinds), tuple(self.crop)
+
+    def identity(self) -> dict:
+        names = [f.name for f in fields(self)]
+        return {k: v for k, v in asdict(self).items() if names.index(k) < names.index("val_every")}
+
+
+def train_detector(out_dir: str | Path, cfg: DetectorTraining | None = None) -> Path:
     """Train a SegUNet detector in `out_dir`, resuming from out_dir/last.pt if it is there.
 
-    config: a SegUNetConfig or a name in seg_unet.CONFIGS, or with `init` (a weights
-    file to fine-tune) that file's config. scale_jitter: crops' em lies within
-    TEXT_HEIGHT * exp(+-scale_jitter). tight_share: the share of crops rendered at the text's own
-    extent and padded or cut to `crop` (SyntheticCrops). device: "auto" takes CUDA when there is one.
     Writes last.pt, log.csv (one row per validation) and detector.safetensors
-    (after every validation and at the end); with `ship`, copies the final weights
-    to models/detector.safetensors, the pipeline's default. Returns the path of
-    the weights written.
+    (after every validation and at the end), whose path it returns.
     """
+    cfg = cfg or DetectorTraining()
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    device = resolve_device(device)
-    torch.manual_seed(seed)
-    if init is not None:
-        model = load_seg_unet(init, device).train()
-    else:
-        model = SegUNet(CONFIGS[config] if isinstance(config, str) else config).to(device)
-    # what defines the run: resuming with other values would silently mix two runs
-    run = {"config": dataclasses.asdict(model.config), "batch_size": batch_size, "lr": lr, "seed": seed,
-           "kinds": list(kinds), "crop": list(crop), "clean_share": clean_share,
-           "scale_jitter": scale_jitter, "tight_share": tight_share, "init": str(init or "")}
-    optimiser = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
+    device = resolve_device(cfg.device)
+    torch.manual_seed(cfg.seed)
+    model = load_seg_unet(cfg.init, device).train() if cfg.init else SegUNet(CONFIGS[cfg.config]).to(device)
+    run = cfg.identity()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=1e-4)
     checkpoint_path, weights_path = out_dir / "last.pt", out_dir / "detector.safetensors"
-    start = 0
-    checkpoint = load_checkpoint(checkpoint_path)
-    if checkpoint is not None:
-        if checkpoint["run"] != run:
-            raise ValueError(
-                f"{checkpoint_path}: holds another run ({checkpoint['run']}); use a new out_dir or delete it"
-            )
-        model.load_state_dict(checkpoint["model"])
-        optimiser.load_state_dict(checkpoint["optimiser"])
-        start = checkpoint["step"]
-        print(f"resuming {checkpoint_path} at step {start}")
+    checkpoint = resume(checkpoint_path, run, model, optimizer)
+    start = checkpoint["step"] if checkpoint else 0
     log = CsvLog(out_dir / "log.csv", start)
 
-    crops = dict(kinds=kinds, crop=crop, scale_jitter=scale_jitter, tight_share=tight_share)
-    val = fixed_set(val_size, seed=seed + 1_000_003, **crops)
+    crops = dict(crop=cfg.crop, scale_jitter=cfg.scale_jitter, tight_share=cfg.tight_share)
+    val = fixed_set(cfg.val_size, seed=cfg.seed + 1_000_003, kinds=cfg.kinds, **crops)
+    sources = [crop_source(spec, seed=cfg.seed, kinds=cfg.kinds, **crops) for spec in cfg.data]
     loader = DataLoader(
-        DetectorCrops(SyntheticCrops(**crops), seed, clean_share),
-        batch_size=batch_size,
-        sampler=range(start * batch_size, steps * batch_size),
-        num_workers=num_workers,
+        DetectorCrops(MixedCrops([s for s, _ in sources], [w for _, w in sources]), cfg.seed, cfg.clean_share),
+        batch_size=cfg.batch_size,
+        sampler=range(start * cfg.batch_size, cfg.steps * cfg.batch_size),
+        num_workers=cfg.num_workers,
         pin_memory=device.type == "cuda",
     )
     print(f"SegUNet {model.num_parameters():,} parameters on {device}; {model.config}")
@@ -213,13 +192,13 @@ def train_detector(
 
     def train_step(step: int, batch) -> dict[str, float]:
         x, target = (t.to(device, non_blocking=True) for t in batch)
-        for group in optimiser.param_groups:
-            group["lr"] = _learning_rate(step, steps, lr)
+        for group in optimizer.param_groups:
+            group["lr"] = _learning_rate(step, cfg.steps, cfg.lr)
         logits = model(x)
         loss = detector_loss(logits, target)
-        optimiser.zero_grad(set_to_none=True)
+        optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        optimiser.step()
+        optimizer.step()
         with torch.no_grad():
             predicted, truth = logits[:, 0] > 0, target[:, 0] > 0.5
             iou = _ratio((predicted & truth).sum().item(), (predicted | truth).sum().item())
@@ -227,179 +206,22 @@ def train_detector(
         return {"loss": smooth["loss"], "iou": iou}
 
     def save(step: int) -> None:
-        state = {"model": model.state_dict(), "optimiser": optimiser.state_dict(), "step": step, "run": run}
-        save_checkpoint(checkpoint_path, state)
+        save_checkpoint(checkpoint_path, checkpoint_state(step, model, optimizer, run))
 
     def validate_and_export(step: int) -> None:
-        row = {"step": step, "seconds": round(time.perf_counter() - started, 1), "lr": optimiser.param_groups[0]["lr"],
+        row = {"step": step, "seconds": round(time.perf_counter() - started, 1), "lr": optimizer.param_groups[0]["lr"],
                "loss": smooth.get("loss", float("nan")), **validate(model, val, device)}
         log.write(row)
         tqdm.write(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()))
         save_seg_unet(weights_path, model, step=str(step))
 
     model.train()
-    run_steps(start, steps, loader, train_step, save, ckpt_every, hooks=((val_every, validate_and_export),),
-              samples_per_step=batch_size, desc="train detector")
-    if start < steps and steps % val_every:
-        validate_and_export(steps)
+    run_steps(start, cfg.steps, loader, train_step, save, cfg.ckpt_every, hooks=((cfg.val_every, validate_and_export),),
+              samples_per_step=cfg.batch_size, desc="train detector")
+    if start < cfg.steps and cfg.steps % cfg.val_every:
+        validate_and_export(cfg.steps)
     if not weights_path.exists():  # the run was already complete when resumed
-        save_seg_unet(weights_path, model, step=str(steps))
-    if ship:
-        save_seg_unet(DEFAULT_WEIGHTS, model, step=str(steps))
-        return DEFAULT_WEIGHTS
+        save_seg_unet(weights_path, model, step=str(cfg.steps))
     return weights_path
 
 
-def _disc(radius: int) -> np.ndarray:
-    return cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1,) * 2)
-
-
-def _nearest_shape(shape_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """For every pixel, the id of the nearest shape pixel and the distance to it."""
-    if not shape_ids.any():
-        return np.zeros_like(shape_ids), np.full(shape_ids.shape, np.inf, np.float32)
-    distance, label = cv2.distanceTransformWithLabels(
-        (shape_ids == 0).astype(np.uint8), cv2.DIST_L2, 5, labelType=cv2.DIST_LABEL_PIXEL
-    )
-    # labels number the shape pixels 1.. in row-major order
-    return np.concatenate([[0], shape_ids[shape_ids != 0]])[label], distance
-
-
-def _changed_by(occlusion: Occlusion, colours: tuple[str, ...]) -> np.ndarray:
-    """bool HxW: the pixels that shapes of these colours changed."""
-    ids = [k for k, shape in enumerate(occlusion.shapes, 1) if shape.colour in colours]
-    return np.isin(occlusion.shape_ids, ids)
-
-
-def _parts(occlusion: Occlusion, truth: np.ndarray, change: np.ndarray) -> dict[str, np.ndarray]:
-    """`truth` (bool HxW) split into erasure, edge and interior pixels (see `evaluate_detector`)."""
-    erasure = truth & _changed_by(occlusion, ERASURE_COLOURS)
-    inner = cv2.erode(occlusion.mask.view(np.uint8), np.ones((2 * EDGE_BAND + 1,) * 2, np.uint8)).view(bool)
-    edge = truth & ~erasure & ~inner & (change <= EDGE_CHANGE)
-    return {"erasure": erasure, "edge": edge, "interior": truth & ~erasure & ~edge}
-
-
-def evaluate_detector(
-    detector: Detector,
-    kinds: tuple[str, ...] = KINDS,
-    n: int = 100,
-    seed: int = 0,
-    coverage: tuple[float, float] = (0.01, 0.4),
-) -> pd.DataFrame:
-    """Score `detector` on `n` fixed-seed rendered and occluded images per kind (the quality bar's metrics).
-
-    Pixels count where they lie near text: on the characters' ink dilated by
-    half an em. The truth is the occlusion mask (pixels a shape changed); the
-    unchanged area under a paper-coloured shape is neither right nor wrong, as
-    only its effect on the text can be seen. A false positive is charged to the
-    shape nearest to it (within half an em) for the per-shape rows.
-
-    Returns one row per (kind, group, value), with kind "all" summing the kinds:
-    group "all" (columns iou, recall, precision, fp_clean = pixels flagged on the
-    clean images per ink pixel, paper_recall and paper_precision of the
-    paper-coloured mask, ms per image), groups "shape", "style" and "colour"
-    (iou, recall, precision, pixels), group "change": recall on the pixels an
-    occluder changed by a band of grey levels (CHANGE_BANDS; the blur and JPEG
-    spill around a shape is faint), where a false positive has no band, and group
-    "part": recall on the truth split three ways, "erasure" (paper-coloured and
-    white shapes, which change a page by the ink they take), "edge" (the faint
-    spill in the truth's edge band) and "interior" (the rest).
-    """
-    counts: dict[tuple[str, str, str], np.ndarray] = {}  # tp, fp, fn
-    # per kind: flagged on clean, ink, paper tp, paper truth, paper hits, paper flagged, images, seconds
-    extra: dict[str, np.ndarray] = {}
-
-    def add(key, values):
-        counts[key] = counts.get(key, 0) + np.asarray(values, np.float64)
-
-    for k, kind in enumerate(kinds):
-        extra[kind] = np.zeros(8)
-        for i in tqdm(range(n), desc=f"evaluate {detector.name} on {kind}", leave=False):
-            rng = np.random.default_rng([seed, k, i])
-            sample = render(kind, rng)
-            occlusion = occlude(sample, rng, rng.uniform(*coverage))
-            start = time.perf_counter()
-            found = detector(occlusion.image)
-            seconds = time.perf_counter() - start
-            flagged_clean = detector(sample.image).mask
-
-            half_em = max(1, round(sample.text_height / 2))
-            ink = sample.char_ink > 0
-            near = cv2.dilate(ink.view(np.uint8), _disc(half_em)).view(bool)
-            counted = near & ~(occlusion.paper_area & ~occlusion.mask)
-            truth, predicted = occlusion.mask & counted, found.mask & counted
-            false_positive = predicted & ~truth
-            add((kind, "all", "all"), [(predicted & truth).sum(), false_positive.sum(), (truth & ~predicted).sum()])
-            change = np.abs(occlusion.image.astype(np.int16) - sample.image).max(-1)
-            bands = {f"{low:03d}-{high:03d}": truth & (change >= low) & (change <= high) for low, high in CHANGE_BANDS}
-            # a false positive has no band or part (it changed no pixel): its count, and with it IoU and precision, is NaN
-            for group, split in (("change", bands), ("part", _parts(occlusion, truth, change))):
-                for value, where in split.items():
-                    add((kind, group, value), [(predicted & where).sum(), np.nan, (where & ~predicted).sum()])
-
-            nearest, distance = _nearest_shape(occlusion.shape_ids)
-            per_shape = lambda ids, where: np.bincount(ids[where], minlength=len(occlusion.shapes) + 1)
-            hits = per_shape(occlusion.shape_ids, predicted & truth)
-            charged = per_shape(nearest, false_positive & (distance <= half_em))
-            misses = per_shape(occlusion.shape_ids, truth & ~predicted)
-            for shape_id, shape in enumerate(occlusion.shapes, 1):
-                tally = [hits[shape_id], charged[shape_id], misses[shape_id]]
-                for group in ("shape", "style", "colour"):
-                    add((kind, group, getattr(shape, "kind" if group == "shape" else group)), tally)
-
-            paper_truth = _changed_by(occlusion, ("paper",)) & truth
-            paper_found = found.paper_mask & near
-            extra[kind] += [
-                flagged_clean.sum(), ink.sum(),
-                (found.paper_mask & paper_truth).sum(), paper_truth.sum(),
-                (paper_found & occlusion.paper_area).sum(), paper_found.sum(),
-                1, seconds,
-            ]
-
-    for (kind, group, value), tally in list(counts.items()):
-        add(("all", group, value), tally)
-    extra["all"] = sum(extra.values())
-    rows = []
-    for (kind, group, value), (tp, fp, fn) in sorted(counts.items()):
-        row = {"kind": kind, "group": group, "value": value, "pixels": int(tp + fn),
-               "iou": _ratio(tp, tp + fp + fn), "recall": _ratio(tp, tp + fn), "precision": _ratio(tp, tp + fp)}
-        if group == "all":
-            flagged, ink, paper_tp, paper_truth, paper_hits, paper_flagged, images, seconds = extra[kind]
-            row.update(fp_clean=_ratio(flagged, ink), paper_recall=_ratio(paper_tp, paper_truth),
-                       paper_precision=_ratio(paper_hits, paper_flagged), images=int(images),
-                       ms=1000 * seconds / images)
-        rows.append(row)
-    order = {"all": 0, "shape": 1, "style": 2, "colour": 3, "change": 4, "part": 5}
-    table = pd.DataFrame(rows).sort_values(["kind", "group", "value"], key=lambda c: c.map(order) if c.name == "group" else c)
-    return table.reset_index(drop=True)
-
-
-def false_positives_on_real(detector: Detector, folder: str | Path) -> dict[str, float]:
-    """Pixels `detector` flags on a folder of clean real text images, per ink pixel (the minority side
-    of an Otsu threshold of the grey levels), and the share of images with any pixel flagged."""
-    flagged = ink = images_flagged = 0
-    paths = find_images(folder)
-    for path in tqdm(paths, desc=f"{detector.name} on {Path(folder).name}", leave=False):
-        image = read_image(path)
-        mask = detector(image).mask
-        flagged += mask.sum()
-        ink += otsu_ink(image).sum()
-        images_flagged += bool(mask.any())
-    return {"set": str(folder), "images": len(paths), "fp_per_ink": _ratio(flagged, ink),
-            "images_flagged": _ratio(images_flagged, len(paths))}
-
-
-def time_page(detector: Detector, repeats: int = 3, seed: int = 0) -> float:
-    """Milliseconds (median of `repeats`) to run `detector` on an occluded A4 page of 10-pt text at 300 dpi."""
-    for attempt in range(seed, seed + 100):  # the first draw with a page full of lines, not a single one
-        rng = np.random.default_rng(attempt)
-        sample = render("docs", rng, size=42, canvas=(3508, 2480))  # 10 pt at 300 dpi is a 42 px em
-        if sample.text.count("\n") >= 20:
-            break
-    image = occlude(sample, rng, 0.1).image
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        detector(image)
-        times.append(time.perf_counter() - start)
-    return 1000 * float(np.median(times))

@@ -10,6 +10,7 @@ resumed from its last checkpoint ends with the same weights as one never stopped
 
 import csv
 import random
+import shutil
 import signal
 import threading
 import time
@@ -21,8 +22,11 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-__all__ = ["Phase", "phase_at", "resolve_device", "rng_state", "set_rng_state", "save_checkpoint",
-           "load_checkpoint", "CsvLog", "run_steps"]
+from ..errors import ModelError
+from ..nn.weights import SHIPPED_DIR, read_metadata, resolve_device
+
+__all__ = ["ship_weights", "Phase", "phase_at", "resolve_device", "rng_state", "set_rng_state", "save_checkpoint",
+           "load_checkpoint", "checkpoint_state", "resume", "CsvLog", "run_steps"]
 
 
 @dataclass
@@ -43,11 +47,16 @@ def phase_at(phases: list[Phase], step: int) -> Phase:
     raise IndexError(f"step {step} is past the last phase")
 
 
-def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    """"auto" is the GPU when there is one, else the CPU."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+def ship_weights(source: str | Path, name: str, to: Path = SHIPPED_DIR) -> Path:
+    """Copy a run's weights file over the shipped one called `name`, atomically; returns the shipped path.
+    Trainers never write there themselves: shipping is a choice made after measuring."""
+    read_metadata(source)  # a readable weights file, or a ModelError naming it
+    target = Path(to) / name
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(target.name + ".part")
+    shutil.copyfile(source, tmp)
+    tmp.replace(target)
+    return target
 
 
 def rng_state() -> dict:
@@ -79,6 +88,29 @@ def load_checkpoint(path: str | Path) -> dict | None:
     path = Path(path)
     # our own files: they hold optimizer and RNG states, which weights_only loading does not allow
     return torch.load(path, map_location="cpu", weights_only=False) if path.is_file() else None
+
+
+def checkpoint_state(step: int, model: torch.nn.Module, optimizer: torch.optim.Optimizer, run: dict, **extra) -> dict:
+    """What a checkpoint after `step` holds: everything the next step depends on, and the run it belongs to."""
+    return {"step": step, "model": model.state_dict(), "optimizer": optimizer.state_dict(), "rng": rng_state(),
+            "run": run, **extra}
+
+
+def resume(path: str | Path, run: dict, model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> dict | None:
+    """Load the checkpoint at `path` into `model` and `optimizer` and restore the RNG states; returns it, or
+    None when there is none. A checkpoint of another run (any value of `run` changed) is refused."""
+    checkpoint = load_checkpoint(path)
+    if checkpoint is None:
+        return None
+    changed = [k for k in run if checkpoint["run"].get(k) != run[k]]
+    if changed:
+        raise ModelError(f"{path}: a checkpoint of another run (it differs in {', '.join(changed)}); "
+                         "choose another output folder or delete the checkpoint to start afresh")
+    model.load_state_dict(checkpoint["model"])
+    optimizer.load_state_dict(checkpoint["optimizer"])
+    set_rng_state(checkpoint["rng"])
+    print(f"resuming {path} at step {checkpoint['step']}")
+    return checkpoint
 
 
 class CsvLog:

@@ -13,22 +13,19 @@ import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 
-import matplotlib
+import numpy as np
+import pandas as pd
+import torch
+from matplotlib.figure import Figure
+from tqdm import tqdm
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import torch  # noqa: E402
-from tqdm import tqdm  # noqa: E402
-
-from .batch import map_in_workers  # noqa: E402
-from .errors import InputFileError  # noqa: E402
-from .files import IMAGE_SUFFIXES, find_images, read_image, read_mask, read_transcripts, write_image, write_mask, write_text  # noqa: E402
-from .inpaint import build_inpainter  # noqa: E402
-from .metrics import Score, score  # noqa: E402
-from .ocr import more_confident, recognise_all, tesseract_version  # noqa: E402
-from .pipeline import Pipeline  # noqa: E402
+from ..batch import map_in_workers
+from ..errors import InputFileError
+from ..files import IMAGE_SUFFIXES, find_images, read_image, read_mask, read_sidecar, read_transcripts, write_image, write_mask, write_text
+from ..inpaint import build_inpainter
+from ..metrics import Score, score
+from ..ocr import recognise_all, tesseract_version
+from ..pipeline import Pipeline
 
 __all__ = ["VARIANTS", "run_bench", "summarise"]
 
@@ -60,25 +57,28 @@ def _run(task: _Task) -> dict:
     pipeline = _state["pipeline"]
     image = read_image(task.image)
     given = read_mask(task.mask, image.shape[:2]) if task.mask else None
-    mask, restored, detector_name, seconds = pipeline.restore(image, given)
-    images = {"occluded": image, "restored": restored}
-    images.update({name: inpaint(image, mask) for name, inpaint in _state["baselines"].items()})
-    images.update({variant: read_image(path) for variant, path in task.references.items()})
-    write_image(task.report_dir / "restored" / f"{task.name}.png", restored)
+    restoration = pipeline.restore(image, given)
+    mask = restoration.mask
+    result = pipeline.read(image, restoration, task.transcript, reading="confident")
+    write_image(task.report_dir / "restored" / f"{task.name}.png", restoration.restored)
     write_mask(task.report_dir / "mask" / f"{task.name}.png", mask)
     row = {
         "name": task.name,
-        "detector": detector_name,
+        "detector": restoration.detector,
         "inpainter": pipeline.inpainter.name,
         "occluded_fraction": float(mask.mean()),
-        **{f"{stage}_s": value for stage, value in seconds.items()},
+        **{f"{stage}_s": value for stage, value in result.seconds.items()},
+        "words_from_input": result.words_from_input,
     }
-    readings = dict(zip(images, recognise_all(list(images.values()), pipeline.lang, pipeline.psm,
-                                              processes=torch.get_num_threads())))
-    readings["confident"], row["words_from_input"] = more_confident(readings["restored"], readings["occluded"])
-    for variant, reading in readings.items():
-        s = score(task.transcript, reading.text, _state["ignore_case"], _state["alnum_only"])
-        row.update({f"text_{variant}": reading.text, f"cer_{variant}": s.cer, f"wer_{variant}": s.wer})
+    # the baselines and the reference images, each read as Tesseract alone reads it
+    others = {name: inpaint(image, mask) for name, inpaint in _state["baselines"].items()}
+    others.update({variant: read_image(path) for variant, path in task.references.items()})
+    texts = {"occluded": result.input_text, "restored": result.restored_text, "confident": result.text}
+    texts.update(zip(others, (r.text for r in recognise_all(list(others.values()), pipeline.lang, pipeline.psm,
+                                                            processes=torch.get_num_threads()))))
+    for variant, text in texts.items():
+        s = score(task.transcript, text, _state["ignore_case"], _state["alnum_only"])
+        row.update({f"text_{variant}": text, f"cer_{variant}": s.cer, f"wer_{variant}": s.wer})
         row.update({f"{field}_{variant}": value for field, value in vars(s).items()})
     row["reference"] = task.transcript
     return row
@@ -103,7 +103,8 @@ def _example_grid(report: pd.DataFrame, tasks: dict[str, _Task], report_dir: Pat
     """A PNG of `count` examples: occluded | mask | restored | clean, each with its OCR text underneath."""
     picks = report.sample(min(count, len(report)), random_state=seed).sort_values("name")
     columns = [("occluded", "occluded"), ("mask", None), ("restored", "restored"), ("clean", "clean")]
-    fig, axes = plt.subplots(len(picks), 4, figsize=(16, 2.3 * len(picks)), squeeze=False)
+    fig = Figure(figsize=(16, 2.3 * len(picks)))  # no pyplot: no GUI backend to choose
+    axes = fig.subplots(len(picks), 4, squeeze=False)
     for axrow, (_, row) in zip(axes, picks.iterrows()):
         task = tasks[row["name"]]
         images = {
@@ -127,7 +128,6 @@ def _example_grid(report: pd.DataFrame, tasks: dict[str, _Task], report_dir: Pat
     fig.tight_layout()
     path = report_dir / "examples.png"
     fig.savefig(path, dpi=80)
-    plt.close(fig)
     return path
 
 
@@ -160,10 +160,9 @@ def run_bench(
     tasks = {}
     for path in find_images(in_dir, exclude=report_dir):
         relative = path.relative_to(in_dir).with_suffix("")
-        sidecar = path.with_name(path.stem + ".gt.txt")
         transcript = truth.get(path.stem, truth.get(str(relative)))
-        if transcript is None and sidecar.is_file():
-            transcript = sidecar.read_text(encoding="utf-8").rstrip("\n")
+        if transcript is None:
+            transcript = read_sidecar(path)
         if transcript is None:
             continue
         mask = _find_beside(masks, relative) if masks else None

@@ -5,7 +5,7 @@ APT_PACKAGES := tesseract-ocr tesseract-ocr-eng fonts-dejavu-core fonts-dejavu-e
 	fonts-urw-base35 fonts-freefont-ttf fonts-noto-core fortunes fortunes-min wamerican
 STAMP := .make
 
-.PHONY: setup demo test bench clean
+.PHONY: setup demo test bench train-inpainter clean
 
 setup: $(STAMP)/apt $(STAMP)/pip
 
@@ -58,6 +58,17 @@ bench: setup eval/docs/recoverable eval/sroie/recoverable eval/iiit5k/recoverabl
 	ocr-restore bench eval/docs/clean -o eval/docs/report-clean --workers 2
 	ocr-restore bench eval/sroie/clean -o eval/sroie/report-clean --workers 2 --ignore-case
 	ocr-restore bench eval/iiit5k/clean -o eval/iiit5k/report-clean --workers 2 --ignore-case --alnum
+
+# The inpainter's training campaign (run 7 in the model card): renders and real clean text, resumed from
+# runs/pconv-glyph7/last.pt. On a GPU: make train-inpainter DEVICE=cuda WORKERS=12 (the same run).
+TRAIN_REAL := ../shared/data/train_real
+DEVICE ?= auto
+WORKERS ?= 1
+train-inpainter: setup
+	ocr-restore train inpainter -o runs/pconv-glyph7 --config default --device $(DEVICE) --workers $(WORKERS) \
+		--data synthetic:0.5 --data $(TRAIN_REAL)/sroie_lines_train:0.2 --data $(TRAIN_REAL)/iiit5k_train:0.15 \
+		--data $(TRAIN_REAL)/doc_pages:0.15 --tight-share 0.3 --scale-jitter 0.4 --style-weight 1.2 --seed 70 \
+		--steps-phase1 60000 --steps-phase2 15000 --val-every 1000 --ckpt-every 250 --batch-size 16
 
 clean:
 	rm -rf out $(STAMP) .pytest_cache

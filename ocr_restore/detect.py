@@ -1,41 +1,20 @@
 """The detection stage: find the shapes that cover text and return a mask.
 
-`build_detector("model")` runs the SegUNet from `models/detector.safetensors`;
+`build_detector("model")` runs the SegUNet from the shipped `detector.safetensors`;
 `build_detector("classical")` is a colour and stroke-width baseline with no
 learning, the fallback and the benchmark's point of comparison. Both return a
-Detector: `detector(image)` gives a Detection with the thresholded mask,
-optionally dilated, the paper-coloured part of it (erasures, white-out) and the
-per-pixel probability. The model learns anti-aliased edges as part of the
-occluder (they are changed pixels), so by default the mask is not dilated: on a
-tuning set of 150 synthetic documents a 1-px dilation cost 9% more characters
-read wrong end to end (detect, PConv, Tesseract) at the same IoU.
+Detector: `detector(image)` gives a Detection with the thresholded mask, the
+paper-coloured part of it (erasures, white-out), the per-pixel probability and the
+text's em measured away from what it found, which the later stages reuse.
 
-The model runs at the normalised text scale (em = TEXT_HEIGHT px) in
-overlapping tiles, so memory stays bounded on a 300-dpi page. An occluder merged
-with the text misleads the text-height estimate, so the em is measured again
-without what the first pass found, and the model runs again when the two differ
-by more than RESCALE.
-
-Each pass averages the model's probabilities at the normalised em with a context
-view at CONTEXT_SCALE of it, which sees twice as far: the inside of a shape
-several em wide looks like plain ground to a network that sees too little around
-it; and where the views disagree, the average is unsure, so a false alarm of one
-view alone is dropped. The context view's coarse edges are eroded first, as they
-would widen the mask into the visible text around a shape (un-eroded, with run-2
-weights, they took the end-to-end CER ratio on a tuning set from 1.05 to 1.12).
-A word or a line crop (shorter side under CONTEXT_MIN_SIDE at the normalised
-scale) the fine view sees whole, and a context view of it is a few pixels high:
-there it is skipped. On the tuning sets (seed 1100, 40 images per kind, run-3
-weights, which were trained at such small ems too) the context view raised IoU
-from 0.717 to 0.722 and precision from 0.859 to 0.890 (recall went from 0.813 to
-0.793), and cut false positives on clean images from 0.090 to 0.072 per text
-pixel; with PConv on 150 documents it brought the end-to-end CER ratio from
-1.054 to 1.036.
-
-An input smaller than the training crop (MIN_INPUT, at the normalised scale) is
-padded to it by edge replication, as the words and lines among the training
-crops are (data.fit_crop): a model that has seen text only on a canvas wider
-than the text takes the coloured ground filling a real word crop for a shape.
+The model runs at the normalised text scale in overlapping tiles, so memory stays
+bounded on a 300-dpi page. An occluder merged with the text misleads the em
+estimate, so the em is measured again without what the first pass found, and the
+model runs again when the two differ by more than RESCALE. Each pass averages
+the probabilities with an eroded context view at half the scale, which sees far
+enough to know the inside of a wide shape from plain ground. An input smaller
+than the training crop (MIN_INPUT) is padded to it by edge replication, as the
+training crops were. Why each of these, with the figures: docs/experiments.md.
 """
 
 from dataclasses import dataclass

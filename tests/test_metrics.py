@@ -63,3 +63,21 @@ def test_empty_reference():
 def test_word_hits_is_longest_common_subsequence():
     assert word_hits("a b c d".split(), "a x c d".split()) == 3
     assert word_hits("a b".split(), "b a".split()) == 1
+
+
+def test_word_hits_match_the_textbook_longest_common_subsequence():
+    import random
+
+    def textbook(a, b):
+        d = [[0] * (len(b) + 1) for _ in range(len(a) + 1)]
+        for i in range(1, len(a) + 1):
+            for j in range(1, len(b) + 1):
+                d[i][j] = d[i - 1][j - 1] + 1 if a[i - 1] == b[j - 1] else max(d[i - 1][j], d[i][j - 1])
+        return d[-1][-1]
+
+    rng = random.Random(2)
+    words = ["the", "total", "9.99", "cash", "a"]
+    for _ in range(300):
+        a = [rng.choice(words) for _ in range(rng.randint(0, 9))]
+        b = [rng.choice(words) for _ in range(rng.randint(0, 9))]
+        assert word_hits(a, b) == textbook(a, b)

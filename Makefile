@@ -5,7 +5,7 @@ APT_PACKAGES := tesseract-ocr tesseract-ocr-eng fonts-dejavu-core fonts-dejavu-e
 	fonts-urw-base35 fonts-freefont-ttf fonts-noto-core fortunes fortunes-min wamerican
 STAMP := .make
 
-.PHONY: setup demo test bench train-inpainter clean
+.PHONY: setup demo test fuzz bench train-inpainter clean
 
 setup: $(STAMP)/apt $(STAMP)/pip
 
@@ -32,10 +32,27 @@ demo: setup
 test: setup
 	$(PYTHON) -m pytest -q
 
+# Coverage-guided fuzzing of the readers (atheris, fuzz/fuzz_readers.py) for FUZZ_SECONDS; it ends with how many
+# inputs it tried and what it found. Each unexpected exception's input is saved in $(FUZZ_DIR)/findings/, a hang or
+# a native crash in $(FUZZ_DIR)/timeout-* or crash-*; the corpus it grows there seeds the next run.
+FUZZ_SECONDS ?= 3600
+FUZZ_DIR := $(STAMP)/fuzz
+$(STAMP)/pip-fuzz: pyproject.toml
+	@mkdir -p $(STAMP)
+	$(PYTHON) -m pip install -q --disable-pip-version-check -e '.[test,fuzz]'
+	@touch $@
+
+fuzz: setup $(STAMP)/pip-fuzz
+	@mkdir -p $(FUZZ_DIR)
+	$(PYTHON) fuzz/fuzz_readers.py $(FUZZ_DIR) $(FUZZ_SECONDS) || { \
+		ls -l $(FUZZ_DIR)/findings $(FUZZ_DIR)/crash-* $(FUZZ_DIR)/timeout-* $(FUZZ_DIR)/oom-* 2>/dev/null; exit 1; }
+
 # The standard benchmark: fixed-seed evaluation sets the models never trained on (see models/README.md).
-# It measures the PConv inpainter against OpenCV's with the true masks, the detector, and then the default
-# pipeline end to end (detector, `auto` inpainter, the confident reading), against the same inpainters.
+# Each set is read three ways: restored with the true masks (PConv against OpenCV's inpainters), through the
+# default pipeline end to end (detector, `auto` inpainter, the confident reading), and its clean originals
+# through the default pipeline; then the detector's masks are measured.
 REAL := ../shared/data/real
+TRAIN_REAL := ../shared/data/train_real
 # recoverable/ (the clean images less the characters wholly hidden) came in 2026-11-29: an older set is made anew
 eval/docs/recoverable:
 	ocr-restore synth eval/docs --kind docs --n 300 --seed 1000
@@ -43,25 +60,33 @@ eval/sroie/recoverable:
 	ocr-restore synth eval/sroie --real $(REAL)/sroie_lines_dev --n 300 --seed 1000
 eval/iiit5k/recoverable:
 	ocr-restore synth eval/iiit5k --real $(REAL)/iiit5k_test --n 300 --seed 1000
+eval/ic03/recoverable:
+	ocr-restore synth eval/ic03 --real $(REAL)/ic03_test860 --n 300 --seed 1000
+# real document pages: the 22 that train_real/doc_pages holds out of training, Tesseract's clean reading the reference
+eval/pages/recoverable:
+	ocr-restore synth eval/pages --real $(TRAIN_REAL)/doc_pages --held-out --seed 1000
 
+SETS := docs sroie iiit5k ic03 pages
+# how each set is scored: receipt lines case-insensitively, scene words on letters and digits too
+SCORING_sroie := --ignore-case
+SCORING_iiit5k := --ignore-case --alnum
+SCORING_ic03 := --ignore-case --alnum
 # a set's reference images: the clean ones and the recoverable ones
 REFERENCES = --clean eval/$(1)/clean --recoverable eval/$(1)/recoverable
+define BENCH_SET
+	ocr-restore bench eval/$(1)/occluded --masks eval/$(1)/mask $(call REFERENCES,$(1)) -o eval/$(1)/report --workers 2 $(SCORING_$(1)) --inpainter pconv
+	ocr-restore bench eval/$(1)/occluded $(call REFERENCES,$(1)) -o eval/$(1)/report-default --workers 2 $(SCORING_$(1))
+	ocr-restore bench eval/$(1)/clean -o eval/$(1)/report-clean --workers 2 $(SCORING_$(1))
 
-bench: setup eval/docs/recoverable eval/sroie/recoverable eval/iiit5k/recoverable
-	ocr-restore bench eval/docs/occluded --masks eval/docs/mask $(call REFERENCES,docs) -o eval/docs/report --workers 2 --inpainter pconv
-	ocr-restore bench eval/sroie/occluded --masks eval/sroie/mask $(call REFERENCES,sroie) -o eval/sroie/report --workers 2 --ignore-case --inpainter pconv
-	ocr-restore bench eval/iiit5k/occluded --masks eval/iiit5k/mask $(call REFERENCES,iiit5k) -o eval/iiit5k/report --workers 2 --ignore-case --alnum --inpainter pconv
-	ocr-restore bench-detector -o eval/detector --n 100 --seed 2000 --clean-real eval/sroie/clean --clean-real eval/iiit5k/clean
-	ocr-restore bench eval/docs/occluded $(call REFERENCES,docs) -o eval/docs/report-default --workers 2
-	ocr-restore bench eval/sroie/occluded $(call REFERENCES,sroie) -o eval/sroie/report-default --workers 2 --ignore-case
-	ocr-restore bench eval/iiit5k/occluded $(call REFERENCES,iiit5k) -o eval/iiit5k/report-default --workers 2 --ignore-case --alnum
-	ocr-restore bench eval/docs/clean -o eval/docs/report-clean --workers 2
-	ocr-restore bench eval/sroie/clean -o eval/sroie/report-clean --workers 2 --ignore-case
-	ocr-restore bench eval/iiit5k/clean -o eval/iiit5k/report-clean --workers 2 --ignore-case --alnum
+endef
+
+bench: setup $(foreach set,$(SETS),eval/$(set)/recoverable)
+	$(foreach set,$(SETS),$(call BENCH_SET,$(set)))
+	ocr-restore bench-detector -o eval/detector --n 100 --seed 2000 --clean-real eval/sroie/clean --clean-real eval/iiit5k/clean \
+		--clean-real eval/ic03/clean
 
 # The inpainter's training campaign (run 7 in the model card): renders and real clean text, resumed from
 # runs/pconv-glyph7/last.pt. On a GPU: make train-inpainter DEVICE=cuda WORKERS=12 (the same run).
-TRAIN_REAL := ../shared/data/train_real
 DEVICE ?= auto
 WORKERS ?= 1
 train-inpainter: setup

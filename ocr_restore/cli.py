@@ -44,8 +44,9 @@ class DefaultGroup(click.Group):
             ctx.exit(e.exit_code)
 
 
-def _pipeline_options(detector, inpainter, lang, psm, reading="confident") -> dict:
-    return {"detector": detector, "inpainter": inpainter, "lang": lang, "psm": psm, "reading": reading}
+def _pipeline_options(detector, inpainter, lang, psm, weights=(), reading="confident") -> dict:
+    return {"detector": detector, "inpainter": inpainter, "lang": lang, "psm": psm, "weights": tuple(weights),
+            "reading": reading}
 
 
 def _options(*options):
@@ -67,6 +68,8 @@ pipeline_options = _options(  # shared by every command that runs the pipeline
     click.option("--lang", default="eng", show_default=True, help="Tesseract language(s), e.g. eng+deu."),
     click.option("--psm", type=click.IntRange(0, 13), default=None,
         help="Tesseract page segmentation mode [default: 7 for one line, 6 for a block, 3 for a page]."),
+    click.option("--weights", multiple=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
+        help="A detector or PConv weights file to use instead of the shipped one (repeatable; each file names its model)."),
     click.option("-v", "--verbose", is_flag=True, help="Show tracebacks on errors."),
 )
 
@@ -99,13 +102,13 @@ def main():
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
 @pipeline_options
 @reading_option
-def run(images, mask, out, gt, as_json, detector, inpainter, lang, psm, reading, verbose):
+def run(images, mask, out, gt, as_json, detector, inpainter, lang, psm, weights, reading, verbose):
     """Restore and read IMAGES, printing the recognised text."""
     from .pipeline import Pipeline
 
     if mask is not None and len(images) > 1:
         raise InputFileError(f"{mask}: --mask applies to one image, but {len(images)} were given")
-    pipeline = Pipeline(detector, inpainter, lang, psm, reading)
+    pipeline = Pipeline(**_pipeline_options(detector, inpainter, lang, psm, weights, reading))
     records, failed = [], 0
     for path in images:
         try:
@@ -148,11 +151,11 @@ def run(images, mask, out, gt, as_json, detector, inpainter, lang, psm, reading,
 @click.option("--workers", type=click.IntRange(1), default=1, show_default=True, help="Parallel processes.")
 @pipeline_options
 @reading_option
-def batch(in_dir, out_dir, masks, workers, detector, inpainter, lang, psm, reading, verbose):
+def batch(in_dir, out_dir, masks, workers, detector, inpainter, lang, psm, weights, reading, verbose):
     """Restore and read every image under IN_DIR; rerun to resume."""
     from .batch import run_batch
 
-    summary = run_batch(in_dir, out_dir, masks, workers, _pipeline_options(detector, inpainter, lang, psm, reading))
+    summary = run_batch(in_dir, out_dir, masks, workers, _pipeline_options(detector, inpainter, lang, psm, weights, reading))
     click.echo(f"{summary.done} done, {summary.skipped} already done, {summary.failed} failed; see {summary.results}")
     if summary.failed:
         sys.exit(1)
@@ -177,7 +180,7 @@ def batch(in_dir, out_dir, masks, workers, detector, inpainter, lang, psm, readi
 @click.option("--examples", type=click.IntRange(1), default=8, show_default=True, help="Rows in examples.png.")
 @pipeline_options
 def bench(in_dir, gt, report_dir, masks, clean, recoverable, workers, ignore_case, alnum_only, examples,
-          detector, inpainter, lang, psm, verbose):
+          detector, inpainter, lang, psm, weights, verbose):
     """OCR accuracy on occluded, restored, Telea, Navier-Stokes, recoverable and clean images.
 
     "confident" is the restored reading with the occluded one's more confident words, as `run` reads by default.
@@ -185,7 +188,7 @@ def bench(in_dir, gt, report_dir, masks, clean, recoverable, workers, ignore_cas
     from .evaluate.ocr import run_bench
 
     summary = run_bench(in_dir, report_dir, gt, masks, clean, recoverable, workers, ignore_case, alnum_only,
-                        _pipeline_options(detector, inpainter, lang, psm), examples)
+                        _pipeline_options(detector, inpainter, lang, psm, weights), examples)
     click.echo(summary.to_string(float_format=lambda v: f"{v:.4f}"))
     click.echo(f"report: {report_dir / 'report.md'}")
 
@@ -198,14 +201,21 @@ def bench(in_dir, gt, report_dir, masks, clean, recoverable, workers, ignore_cas
 @click.option("--coverage", type=(float, float), default=(0.05, 0.3), show_default=True,
               help="Range of the occluded share of the text region.")
 @click.option("--real", "real_dir", type=click.Path(exists=True, file_okay=False, path_type=Path),
-              help="Occlude this folder of real images (with labels.tsv) instead of rendering; evaluation only.")
-def synth(out_dir, kind, n, seed, coverage, real_dir):
+              help="Occlude this folder of real images instead of rendering; evaluation only. Without a labels.tsv "
+                   "(filename<TAB>text) there, Tesseract's reading of each clean image is the reference.")
+@click.option("--held-out", is_flag=True, help="With --real: only the images a training folder holds out of training.")
+def synth(out_dir, kind, n, seed, coverage, real_dir, held_out):
     """Write a set: clean/, occluded/, mask/, recoverable/ (the clean images less the characters the occluders hid
     wholly), gt.tsv and *.gt.txt, ready for bench and batch."""
     from .data.synth import occlude_real_set, write_synth_set
 
     if real_dir is not None:
-        occlude_real_set(real_dir, out_dir, seed, coverage, n)
+        truth = None
+        if not (real_dir / "labels.tsv").is_file():
+            from .evaluate.ocr import clean_readings
+
+            truth = clean_readings(real_dir, held_out, n)
+        occlude_real_set(real_dir, out_dir, seed, coverage, n, held_out, truth)
     else:
         write_synth_set(out_dir, kind, n or 100, seed, coverage)
     click.echo(f"wrote {out_dir}; benchmark it with: ocr-restore bench {out_dir / 'occluded'} --masks {out_dir / 'mask'} "
@@ -243,10 +253,19 @@ def scale_jitter_option(default: float):
               help="A crop source, 'synthetic' or a folder of clean text images, as SOURCE[:SHARE] (repeatable); "
                    "one image in five of a folder is held out of training (data.dataset.held_out).")
 @click.option("--perceptual", default="text_features", show_default=True,
-              help="Features of the perceptual and style losses: text_features (the shipped net), the path of a "
-                   "torchvision VGG-16 state dict, or none.")
+              help="Features of the perceptual and style losses: text_features (the shipped net), crnn (the "
+                   "pretrained recognizer's conv features; needs the train extra), the path of a torchvision "
+                   "VGG-16 state dict, or none.")
 @click.option("--style-weight", type=click.FloatRange(0), default=120.0, show_default=True,
               help="Weight of the style terms: the paper's 120 was chosen for ImageNet VGG-16 features.")
+@click.option("--ctc-weight", type=click.FloatRange(0), default=0.0, show_default=True,
+              help="Weight of the CTC loss of the pretrained recognizer reading the composite of text lines against "
+                   "their transcripts (0: off; else needs `pip install -e '.[train]'`).")
+@click.option("--ctc-batch", type=click.IntRange(1), default=4, show_default=True,
+              help="Text lines per step for the CTC term, besides the batch.")
+@click.option("--ctc-data", multiple=True, default=("synthetic",), show_default=True,
+              help="A source of text lines for the CTC term, 'synthetic' (rendered lines) or a folder with labels.tsv "
+                   "(filename<TAB>text), as SOURCE[:SHARE] (repeatable); a folder's held-out images are never used.")
 @click.option("--tight-share", type=click.FloatRange(0, 1), default=0.0, show_default=True,
               help="Share of rendered crops that are words or lines at their own extent, padded or cut to the crop.")
 @click.option("--val-every", type=click.IntRange(1), default=1000, show_default=True,
@@ -256,16 +275,19 @@ def scale_jitter_option(default: float):
 @scale_jitter_option(0.1)
 @click.option("--ship", is_flag=True, help="Copy the final weights to models/pconv.safetensors.")
 @training_options
-def train_inpainter_command(out_dir, steps_phase1, steps_phase2, data, perceptual, style_weight, tight_share, val_every,
-                            ckpt_every, scale_jitter, ship, seed, device, workers, batch_size, config, init):
+def train_inpainter_command(out_dir, steps_phase1, steps_phase2, data, perceptual, style_weight, ctc_weight, ctc_batch,
+                            ctc_data, tight_share, val_every, ckpt_every, scale_jitter, ship, seed, device, workers,
+                            batch_size, config, init):
     """Train the PConv U-Net in two phases, as in Liu et al. 2018."""
     from .nn.losses import LossWeights
     from .train.inpainter import InpainterTraining, train_inpainter
     from .train.loop import ship_weights
 
-    cfg = InpainterTraining(config=config, data=data, perceptual=perceptual, loss_weights=LossWeights(style=style_weight),
+    cfg = InpainterTraining(config=config, data=data, perceptual=perceptual,
+                            loss_weights=LossWeights(style=style_weight, ctc=ctc_weight),
                             batch_size=batch_size, scale_jitter=scale_jitter, tight_share=tight_share, seed=seed,
-                            init=str(init or ""), steps_phase1=steps_phase1, steps_phase2=steps_phase2,
+                            init=str(init or ""), ctc_batch=ctc_batch, ctc_data=ctc_data,
+                            steps_phase1=steps_phase1, steps_phase2=steps_phase2,
                             val_every=val_every, ckpt_every=ckpt_every, device=device, num_workers=workers)
     train_inpainter(out_dir, cfg)
     if ship:

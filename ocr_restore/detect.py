@@ -40,6 +40,9 @@ OVERLAP = 64  # tiles overlap by this; each keeps only its part >= OVERLAP/2 fro
 TILE_BATCH = {"cpu": 1, "cuda": 8}  # tiles per forward pass: on a CPU batching saves no time, only adds memory
 SCALE_RANGE = (1 / 8, 4.0)  # resize factors beyond these come from a wrong em estimate, not real text
 MAX_UPSCALED_PIXELS = 16_000_000  # never enlarge an image beyond this (an A4 page at 300 dpi is 8.7 Mpx)
+# never run the model on more than this many pixels: the maps at the model's scale take 8 bytes a pixel
+# beside the page's own, and a 600 Mpx page (the reader's limit) with 24-px text would need them all
+MAX_MODEL_PIXELS = 100_000_000
 RESCALE = 1.15  # a second pass when the em measured without the first pass's mask differs by more than this factor
 CONTEXT_SCALE = 0.5  # the context view's scale relative to the normalised one
 CONTEXT_ERODE = 2  # px (at the context view's scale) by which its probabilities are eroded
@@ -61,9 +64,10 @@ def _text_scale(image: np.ndarray, em: float | None) -> float:
     """
     height, width = image.shape[:2]
     if em is None:
-        em = guess_em(height)
+        em = guess_em(height, width, for_detector=True)
     scale = float(np.clip(TEXT_HEIGHT / em, *SCALE_RANGE))
-    return min(scale, max(1.0, np.sqrt(MAX_UPSCALED_PIXELS / (height * width))))
+    scale = min(scale, max(1.0, np.sqrt(MAX_UPSCALED_PIXELS / (height * width))))
+    return min(scale, np.sqrt(MAX_MODEL_PIXELS / (height * width)))
 
 
 def _resize(array: np.ndarray, size: tuple[int, int]) -> np.ndarray:
@@ -103,7 +107,8 @@ class Detector:
         self.threshold, self.dilate = threshold, dilate
 
     def probabilities(self, image: np.ndarray, em: float | None) -> tuple[np.ndarray, np.ndarray, float | None]:
-        """float32 HxW probabilities of (occluder, paper-coloured occluder), and the em measured away from them."""
+        """float32 HxW probabilities of (occluder, paper-coloured occluder), and the em measured away from them.
+        Arrays of this call's own: `__call__` reuses the first for the result."""
         raise NotImplementedError
 
     def __call__(self, image: np.ndarray, em: float | None = None) -> Detection:
@@ -113,8 +118,11 @@ class Detector:
         occluder, paper, em = self.probabilities(image, em if em is not None else estimate_text_height(image))
         # a paper-coloured shape is masked whole, not just where it hides ink: the inpainter must
         # not be told the shape of the missing glyphs
-        probability = np.maximum(occluder, paper)
-        mask, paper_mask = probability >= self.threshold, paper >= self.threshold
+        paper_mask = paper >= self.threshold
+        # in place where the map is this call's own: on a huge page each map is 4 bytes a pixel
+        probability = np.maximum(occluder, paper, out=occluder if occluder.flags.writeable else None)
+        del occluder, paper
+        mask = probability >= self.threshold
         if self.dilate:
             kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * self.dilate + 1,) * 2)
             mask, paper_mask = (cv2.dilate(m.view(np.uint8), kernel).view(bool) for m in (mask, paper_mask))
@@ -164,28 +172,41 @@ class ModelDetector(Detector):
         return out
 
     def probabilities(self, image, em):
+        # the maps stay at the model's scale until the end, where they take a page's size: on a huge page
+        # two maps of its size (8 bytes a pixel) are the most this holds beside the page itself
         scale = _text_scale(image, em)
-        occluder, paper = self._probabilities_at(image, scale)
-        found = np.maximum(occluder, paper) >= self.threshold
+        maps = self._maps_at(image, scale)
+        found = self._found(maps, image.shape[:2])
         if found.any():
             em = estimate_text_height(image, ignore=found)
             rescale = _text_scale(image, em)
             if max(rescale / scale, scale / rescale) > RESCALE:
-                occluder, paper = self._probabilities_at(image, rescale)
-        return occluder, paper, em
+                del maps  # before the second pass, not beside it
+                maps = self._maps_at(image, rescale)
+        del found
+        occluder = _resize(maps[0], image.shape[:2])
+        return occluder, _resize(maps[1], image.shape[:2]), em
 
-    def _probabilities_at(self, image: np.ndarray, scale: float) -> tuple[np.ndarray, np.ndarray]:
-        """Both maps at `scale`, averaged with the context view (if any), at the image's size."""
+    def _found(self, maps: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+        """Where either map, at the image's `size`, reaches the threshold; one map of that size at a time."""
+        found = _resize(maps[0], size) >= self.threshold
+        found |= _resize(maps[1], size) >= self.threshold
+        return found
+
+    def _maps_at(self, image: np.ndarray, scale: float) -> np.ndarray:
+        """(2, h, w) float32: both maps at `scale`, averaged with the context view (if any)."""
         normalised = _at_scale(image, scale)
-        probabilities = self._segment(normalised)  # (2, h, w)
-        if self.context_scale is not None and min(normalised.shape[:2]) >= CONTEXT_MIN_SIDE:
+        maps = self._segment(normalised)  # (2, h, w)
+        size = normalised.shape[:2]
+        del normalised
+        if self.context_scale is not None and min(size) >= CONTEXT_MIN_SIDE:
             context = self._segment(_at_scale(image, scale * self.context_scale))
             # its edges are coarse: eroded, they do not widen the mask into the visible text around a shape
             kernel = np.ones((2 * CONTEXT_ERODE + 1,) * 2, np.uint8)
-            size = normalised.shape[:2]
-            probabilities = (probabilities + np.stack([_resize(cv2.erode(c, kernel), size) for c in context])) / 2
-        occluder, paper = (_resize(p, image.shape[:2]) for p in probabilities)
-        return occluder, paper
+            for fine, coarse in zip(maps, context):  # the mean of the two views, a channel at a time, in place
+                fine += _resize(cv2.erode(coarse, kernel), size)
+                fine /= 2
+        return maps
 
 
 class ClassicalDetector(Detector):

@@ -6,6 +6,7 @@ __all__ = [
     "MissingDependencyError",
     "ModelError",
     "OcrError",
+    "OutputError",
 ]
 
 
@@ -37,3 +38,9 @@ class OcrError(OcrRestoreError):
     """Tesseract crashed or timed out on an image."""
 
     exit_code = 5
+
+
+class OutputError(OcrRestoreError):
+    """An output folder is in use by another run, or its files cannot be written (a full disk)."""
+
+    exit_code = 6

@@ -7,6 +7,7 @@ file first and is renamed into place, so a killed run never leaves half a file.
 import contextlib
 import os
 import secrets
+import shutil
 import warnings
 from pathlib import Path
 
@@ -20,6 +21,8 @@ __all__ = [
     "IMAGE_SUFFIXES",
     "read_image",
     "read_mask",
+    "as_mask",
+    "check_memory",
     "read_transcripts",
     "read_sidecar",
     "find_transcript",
@@ -33,6 +36,11 @@ __all__ = [
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp")
 # Pillow's decompression-bomb guard stops at ~179 Mpx; an A0 scan at 600 dpi is ~560 Mpx.
 MAX_IMAGE_PIXELS = 600_000_000
+# The pipeline's memory bound: at its peak (the detector's, with the page, its two probability maps at the
+# page's size and the maps at the model's scale, capped by detect.MAX_MODEL_PIXELS) a page takes about this
+# many bytes a pixel beside the process's own: a 20000 x 30000 page peaked at 7.23 GiB (tests/huge_page.py).
+PEAK_BYTES_PER_PIXEL = 13
+MEMORY_BOUND = 8 * 2**30  # what a page up to MAX_IMAGE_PIXELS takes at most, the process's own included
 
 
 def _open(path: Path) -> Image.Image:
@@ -53,22 +61,63 @@ def _open(path: Path) -> Image.Image:
         raise InputFileError(
             f"{path}: not an image in a supported format (PNG, JPEG, TIFF, BMP, WebP)"
         ) from None
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
-        raise InputFileError(f"{path}: truncated or corrupt image ({e})") from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+        raise InputFileError(f"{path}: over the pipeline's limit of {MAX_IMAGE_PIXELS:,} pixels, which keeps it within "
+                             f"{MEMORY_BOUND / 2**30:.0f} GiB ({e}); split the page") from None
+    except MemoryError:
+        raise InputFileError(f"{path}: too large to decode in the memory available") from None
+    except Exception as e:
+        # Pillow's format plugins parse headers in Python and raise whatever their parser hits (struct.error,
+        # EOFError, KeyError, ZeroDivisionError...): any failure to decode is the file's, never the caller's
+        raise InputFileError(f"{path}: truncated or corrupt image ({type(e).__name__}: {e})") from None
+    if image.width == 0 or image.height == 0:
+        raise InputFileError(f"{path}: the image is {image.width}x{image.height}, without pixels")
     return image
 
 
-def _to_uint8(array: np.ndarray) -> np.ndarray:
-    """Scale 16-bit and float samples to 8 bits, keeping the full range."""
-    if array.dtype == np.uint8:
-        return array
-    if array.dtype == bool:
-        return array.astype(np.uint8) * 255
-    if np.issubdtype(array.dtype, np.floating):
-        top = 1.0 if array.max(initial=0) <= 1.0 else 65535.0
-        return np.clip(array / top * 255 + 0.5, 0, 255).astype(np.uint8)
-    top = 255 if array.max(initial=0) <= 255 else 65535
-    return (array.astype(np.float64) * (255 / top) + 0.5).astype(np.uint8)
+_DEEP_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I", "F")  # more than 8 bits a sample: scaled to 8
+_ALPHA_MODES = ("RGBA", "LA", "PA", "La", "RGBa")
+_STRIP_PIXELS = 2**22  # converted a strip of this many pixels at a time: the page itself is copied once
+
+
+def _to_uint8(array: np.ndarray, top: float) -> np.ndarray:
+    """Scale samples from [0, top] to 8 bits; out-of-range samples (negative, NaN, beyond `top`) are clipped."""
+    scaled = array.astype(np.float32)
+    scaled *= 255 / top
+    scaled += 0.5
+    np.nan_to_num(scaled, copy=False, nan=0.0)
+    np.clip(scaled, 0, 255, out=scaled)
+    return scaled.astype(np.uint8)
+
+
+def _strips(image: Image.Image):
+    """The image in horizontal strips, top to bottom."""
+    rows = max(1, _STRIP_PIXELS // max(1, image.width))
+    for top in range(0, image.height, rows):
+        yield top, image.crop((0, top, image.width, min(top + rows, image.height)))
+
+
+def _rgb(image: Image.Image) -> np.ndarray:
+    """uint8 HxWx3, converted strip by strip into one array: whole-page conversions would each copy the page
+    (2.4 GB at the reader's limit) and Pillow's array export copies it twice more."""
+    out = np.empty((image.height, image.width, 3), np.uint8)
+    if image.mode in _DEEP_MODES:  # 16-bit, 32-bit and float grey: the full range, as 8 bits
+        if image.mode == "F":
+            peak = max((np.nanmax(np.asarray(s), initial=0) for _, s in _strips(image)), default=0)
+            top = 1.0 if peak <= 1.0 else 65535.0
+        else:
+            top = 255 if image.getextrema()[1] <= 255 else 65535
+        for y, strip in _strips(image):
+            out[y:y + strip.height] = _to_uint8(np.asarray(strip), top)[..., None]
+        return out
+    for y, strip in _strips(image):
+        if strip.mode == "P":
+            strip = strip.convert("RGBA")
+        if strip.mode in _ALPHA_MODES:  # a cut-out scan has paper behind it
+            white = Image.new("RGBA", strip.size, (255, 255, 255, 255))
+            strip = Image.alpha_composite(white, strip if strip.mode == "RGBA" else strip.convert("RGBA"))
+        out[y:y + strip.height] = np.asarray(strip if strip.mode == "RGB" else strip.convert("RGB"))
+    return out
 
 
 def read_image(path: str | Path) -> np.ndarray:
@@ -76,23 +125,19 @@ def read_image(path: str | Path) -> np.ndarray:
 
     EXIF orientation is applied; transparency is composited over white (a cut-out
     scan has paper behind it); palette, grayscale, CMYK and 16-bit images are
-    converted.
+    converted, strip by strip: a 600 Mpx page takes its decoded self and the array.
     """
     path = Path(path)
     image = _open(path)
     try:
-        image = ImageOps.exif_transpose(image)
+        ImageOps.exif_transpose(image, in_place=True)
     except Exception:  # a broken EXIF block should not cost the user their image
         pass
-    if image.mode == "P":
-        image = image.convert("RGBA")
-    if image.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
-        gray = _to_uint8(np.asarray(image))
-        return np.repeat(gray[..., None], 3, axis=2)
-    if image.mode in ("RGBA", "LA", "PA"):
-        white = Image.new("RGBA", image.size, (255, 255, 255, 255))
-        image = Image.alpha_composite(white, image.convert("RGBA"))
-    return np.ascontiguousarray(np.asarray(image.convert("RGB")))
+    try:
+        return _rgb(image)
+    except ValueError as e:  # a mode Pillow decodes but cannot convert
+        raise InputFileError(f"{path}: image mode {image.mode} cannot be converted to RGB ({e}); "
+                             "save it as RGB or grayscale") from None
 
 
 def read_mask(path: str | Path, shape: tuple[int, int] | None = None) -> np.ndarray:
@@ -102,7 +147,15 @@ def read_mask(path: str | Path, shape: tuple[int, int] | None = None) -> np.ndar
     """
     path = Path(path)
     image = _open(path)
-    array = np.asarray(image.convert("L") if image.mode in ("P", "CMYK", "YCbCr") else image)
+    try:
+        if image.mode == "LAB":  # black is L=0, a=b=128: the lightness alone says what is drawn
+            image = image.getchannel("L")
+        elif image.mode in ("P", "CMYK", "YCbCr", "HSV"):
+            image = image.convert("L")
+        array = np.asarray(image)
+    except ValueError as e:
+        raise InputFileError(f"{path}: image mode {image.mode} cannot be read as a mask ({e}); "
+                             "save it as a grayscale PNG") from None
     mask = array.any(axis=2) if array.ndim == 3 else array != 0
     if shape is not None and mask.shape != tuple(shape):
         raise InputFileError(
@@ -112,18 +165,72 @@ def read_mask(path: str | Path, shape: tuple[int, int] | None = None) -> np.ndar
     return mask
 
 
+def as_mask(mask, shape: tuple[int, int]) -> np.ndarray:
+    """An array given as a mask (by the Python API) as bool HxW, non-zero (NaN too) = occluded, as `read_mask`
+    reads files; an array of another shape, or not numeric, is an InputFileError that says what to give."""
+    mask = np.asarray(mask)
+    height, width = shape
+    if mask.shape != (height, width):
+        raise InputFileError(f"the mask's shape is {mask.shape} but the image is {width}x{height}: "
+                             f"give a bool array of shape ({height}, {width}), True = occluded")
+    if mask.dtype == bool:
+        return mask
+    if mask.dtype.kind not in "iufc":
+        raise InputFileError(f"the mask's dtype is {mask.dtype}: give a bool or numeric array, non-zero = occluded")
+    return mask != 0
+
+
+def _available_memory() -> int | None:
+    """Bytes this process may still take: the kernel's MemAvailable, less where a cgroup (a container) caps
+    it; None where neither can be read."""
+    available = []
+    with contextlib.suppress(OSError, ValueError, StopIteration):
+        with open("/proc/meminfo") as meminfo:
+            available.append(int(next(line for line in meminfo if line.startswith("MemAvailable:")).split()[1]) * 1024)
+    with contextlib.suppress(OSError, ValueError):
+        limit = Path("/sys/fs/cgroup/memory.max").read_text().strip()
+        if limit != "max":
+            available.append(int(limit) - int(Path("/sys/fs/cgroup/memory.current").read_text()))
+    return min(available) if available else None
+
+
+def check_memory(shape: tuple[int, ...]) -> None:
+    """Refuse, before any work, an image over MAX_IMAGE_PIXELS, or one whose peak would not fit in the memory
+    available now: an InputFileError that says what to do, where the work would end in an out-of-memory kill."""
+    height, width = shape[:2]
+    if height * width > MAX_IMAGE_PIXELS:
+        raise InputFileError(f"the image is {width}x{height}, {height * width:,} pixels: the pipeline takes up to "
+                             f"{MAX_IMAGE_PIXELS:,}, within {MEMORY_BOUND / 2**30:.0f} GiB; split it")
+    need, available = height * width * PEAK_BYTES_PER_PIXEL, _available_memory()
+    if available is not None and need > available:
+        raise InputFileError(f"the image is {width}x{height}: restoring it takes about {need / 2**30:.1f} GiB more, "
+                             f"and {max(available, 0) / 2**30:.1f} GiB is available; free memory, run fewer "
+                             "--workers, or split it")
+
+
+def _read_text(path: Path) -> str:
+    """The UTF-8 text of a transcript file; an unreadable or undecodable file is an InputFileError."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise InputFileError(f"{path}: not UTF-8 text (byte {e.object[e.start]:#04x} at offset {e.start}); "
+                             "save the transcript as UTF-8") from None
+    except OSError as e:
+        raise InputFileError(f"{path}: cannot read the transcript ({e.strerror or e})") from None
+
+
 def read_transcripts(source: str | Path) -> dict[str, str]:
     """Ground truth by image stem, from a TSV (`name<TAB>text`, `\\n` for line breaks) or a folder of `*.gt.txt`."""
     source = Path(source)
     if source.is_dir():
         return {
-            p.name[: -len(".gt.txt")]: p.read_text(encoding="utf-8").rstrip("\n")
+            p.name[: -len(".gt.txt")]: _read_text(p).rstrip("\n")
             for p in sorted(source.rglob("*.gt.txt"))
         }
     if not source.is_file():
         raise InputFileError(f"{source}: transcript file or folder not found")
     truth = {}
-    for number, line in enumerate(source.read_text(encoding="utf-8").splitlines(), 1):
+    for number, line in enumerate(_read_text(source).splitlines(), 1):
         if not line.strip():
             continue
         name, sep, text = line.partition("\t")
@@ -136,7 +243,7 @@ def read_transcripts(source: str | Path) -> dict[str, str]:
 def read_sidecar(image_path: Path) -> str | None:
     """The `<stem>.gt.txt` transcript beside an image (the tesstrain convention), or None."""
     sidecar = image_path.with_name(image_path.stem + ".gt.txt")
-    return sidecar.read_text(encoding="utf-8").rstrip("\n") if sidecar.is_file() else None
+    return _read_text(sidecar).rstrip("\n") if sidecar.is_file() else None
 
 
 def find_transcript(image_path: Path, gt: Path | None = None) -> str | None:
@@ -148,7 +255,7 @@ def find_transcript(image_path: Path, gt: Path | None = None) -> str | None:
         return read_transcripts(gt).get(image_path.stem)
     if not gt.is_file():
         raise InputFileError(f"{gt}: transcript file not found")
-    return gt.read_text(encoding="utf-8").rstrip("\n")
+    return _read_text(gt).rstrip("\n")
 
 
 @contextlib.contextmanager
@@ -172,8 +279,9 @@ def write_image(path: str | Path, image: np.ndarray) -> None:
     path = Path(path)
     bgr = cv2.cvtColor(image, cv2.COLOR_RGB2BGR) if image.ndim == 3 else image
     with atomic_path(path) as tmp:
-        if not cv2.imwrite(str(tmp), bgr):
-            raise OSError(f"{path}: could not write image")
+        if not cv2.imwrite(str(tmp), bgr):  # OpenCV says no more than that: the free space tells a full disk
+            free = shutil.disk_usage(tmp.parent).free
+            raise OSError(f"{path}: could not write the image ({free / 2**20:.1f} MiB free on its disk)")
 
 
 def write_mask(path: str | Path, mask: np.ndarray) -> None:

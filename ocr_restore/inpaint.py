@@ -46,10 +46,14 @@ class Inpainter:
     def __call__(self, image: np.ndarray, hole: np.ndarray, em: float | None = None) -> np.ndarray:
         """`em`: the text's em in pixels, when the caller has estimated it; else it is estimated here."""
         _check(image, hole)
-        hole = hole.astype(bool)
+        hole = hole.astype(bool, copy=False)
+        if not hole.any():
+            return image.copy()
+        # the fill first, then the copy it goes into: on a huge page each is 3 bytes a pixel, and
+        # the fill's own work (PConv's plan of the page) is done before the copy is made
+        filled = self.fill(image, hole, em)
         restored = image.copy()
-        if hole.any():
-            restored[hole] = self.fill(image, hole, em)[hole]
+        np.copyto(restored, filled, where=hole[..., None])
         return restored
 
     def fill(self, image: np.ndarray, hole: np.ndarray, em: float | None) -> np.ndarray:
@@ -106,7 +110,7 @@ class PConvInpainter(Inpainter):
         H, W = hole.shape
         margin = math.ceil(self.margin_em * em)
         reach = max(1, round(em / 2))  # holes closer than half an em share a crop
-        grouped = cv2.dilate(hole.astype(np.uint8), np.ones((2 * reach + 1,) * 2, np.uint8))
+        grouped = cv2.dilate(np.asarray(hole, bool).view(np.uint8), np.ones((2 * reach + 1,) * 2, np.uint8))
         count, labels, stats, _ = cv2.connectedComponentsWithStats(grouped, connectivity=8)
         tile = max(1, int(self.tile / scale))  # in image pixels
         crops = []
@@ -161,8 +165,9 @@ class PConvInpainter(Inpainter):
         scale = min(max(TEXT_HEIGHT / em, 1 / 16), 8)
         # the same interpolation for image and hole: a model pixel the occluder touched is a hole
         down, up = (cv2.INTER_AREA, cv2.INTER_LINEAR) if scale < 1 else (cv2.INTER_LINEAR, cv2.INTER_AREA)
+        crops = self.plan(hole, em, scale)  # before the copy: its labels of the page are 4 bytes a pixel
         filled = image.copy()
-        for batch in self.batches(self.plan(hole, em, scale), scale):
+        for batch in self.batches(crops, scale):
             pieces = []
             for crop in batch:
                 y0, y1, x0, x1 = crop.context

@@ -19,6 +19,8 @@ import contextlib
 import functools
 import os
 import shutil
+import signal
+import subprocess
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 
@@ -41,6 +43,10 @@ BLOCK_HEIGHT_EM = 30  # images up to this many ems high are crops of one block o
 # documents 0.2667 / 0.2616 / 0.2611, 200 receipt lines 0.2207 / 0.2198 / 0.2229, 200 IC03 scene words
 # 0.382 / 0.433 / 0.478. Line by line at 5 (before 2026-11-24): 0.2743, 0.2207, 0.432.
 CONFIDENCE_MARGIN = 5.0
+# seconds one reading may take before Tesseract is killed: an A4 page at 300 dpi reads in about 4 s on one
+# core; a larger image gets proportionally more (a 600 Mpx page about 2.3 hours)
+TIMEOUT = 120
+A4_PIXELS = 2480 * 3508
 
 
 @dataclass
@@ -114,30 +120,39 @@ def _word_groups(ours: list[Word], theirs: list[Word]) -> list[tuple[list[Word],
     return list(groups.values())
 
 
-def recognise_all(images: list[np.ndarray], lang: str = "eng", psm: int | None = None, processes: int = 1,
-                  em: float | None = None) -> list[OcrResult]:
-    """`recognise` on each image, in order, with up to `processes` Tesseracts running side by side
-    (`em`, when given, for all of them: readings of one image before and after restoration).
+def recognise_all(images: list[np.ndarray], lang: str = "eng", psm: int | None = None, processes: int = 1) -> list[OcrResult]:
+    """`recognise` on each image, in order, with up to `processes` Tesseracts running side by side.
 
     Each Tesseract runs on one OpenMP thread, so the confident reading's two readings take the
     time of one on two cores. The thread limit is set once around all of them: set and unset by
     each call, it could be unset while another call starts its Tesseract.
     """
     with _one_openmp_thread(), ThreadPoolExecutor(max(1, min(processes, len(images)))) as pool:
-        return list(pool.map(lambda image: recognise(image, lang, psm, em=em), images))
+        return list(pool.map(lambda image: recognise(image, lang, psm), images))
 
 
-def more_confident(restored: OcrResult, original: OcrResult, margin: float = CONFIDENCE_MARGIN) -> tuple[OcrResult, int]:
+def _touches(box: tuple[int, int, int, int], mask: np.ndarray) -> bool:
+    x0, y0, x1, y1 = (max(0, v) for v in box)
+    return bool(mask[y0:y1, x0:x1].any())
+
+
+def more_confident(restored: OcrResult, original: OcrResult, margin: float = CONFIDENCE_MARGIN,
+                   mask: np.ndarray | None = None) -> tuple[OcrResult, int]:
     """Word by word, `restored` unless `original` reads the word with more than `margin` points more
     confidence; a word only one reading has is kept.
 
+    With `mask` (bool HxW, the holes), a word whose box touches no hole, in either reading, is
+    `original`'s as it stands, or dropped if only `restored` has it: away from the holes the
+    restored image is the input, and there Tesseract alone is the reading to keep.
     The readings' lines are paired in order. Readings with different numbers of
     lines, and paired lines that share no rows, are compared whole. Returns the
     chosen reading and how many of its words came from `original`.
     """
+    untouched = (lambda words: mask is not None and not any(_touches(w.box, mask) for w in words))
     ours, theirs = restored.lines(), original.lines()
     if len(ours) != len(theirs):
-        if _confidence(original.words) > _confidence(restored.words) + margin:
+        if untouched(restored.words + original.words) or \
+                _confidence(original.words) > _confidence(restored.words) + margin:
             return original, len(original.words)
         return restored, 0
     chosen, from_original = [], 0
@@ -146,28 +161,41 @@ def more_confident(restored: OcrResult, original: OcrResult, margin: float = CON
         same_line = a and b and _share_rows(_extent(a), _extent(b))
         line = []
         for mine, other in _word_groups(a, b) if same_line else [(a, b)]:
-            take = not mine or (bool(other) and _confidence(other) > _confidence(mine) + margin)
+            take = untouched(mine + other) or not mine or (
+                bool(other) and _confidence(other) > _confidence(mine) + margin)
             line += other if take else mine
             from_original += len(other) if take else 0
         chosen.append(sorted(line, key=lambda w: w.box[0]))
     return OcrResult.from_lines(chosen, restored.psm), from_original
 
 
+_REINSTALL = "reinstall it with `apt-get install --reinstall tesseract-ocr tesseract-ocr-eng`"
+
+
 @functools.cache
 def tesseract_version() -> str:
-    if shutil.which(pytesseract.pytesseract.tesseract_cmd) is None:
+    command = shutil.which(pytesseract.pytesseract.tesseract_cmd)
+    if command is None:
         raise MissingDependencyError(
             "tesseract not found on PATH: install it with `apt-get install tesseract-ocr tesseract-ocr-eng` "
             "(or run `make setup`)"
         )
-    return str(pytesseract.get_tesseract_version())
+    try:
+        return str(pytesseract.get_tesseract_version())
+    # pytesseract raises SystemExit on a version it cannot parse: a broken install must not end the caller
+    except (OSError, ValueError, subprocess.CalledProcessError, SystemExit) as e:
+        said = " ".join(str(e).split()) or type(e).__name__  # its output may span lines
+        raise MissingDependencyError(f"{command} --version failed ({said}): {_REINSTALL}") from None
 
 
 @functools.cache
 def check_tesseract(lang: str) -> None:
     """Raise MissingDependencyError unless Tesseract and every language in `lang` ('eng+deu') are installed."""
     tesseract_version()
-    installed = set(pytesseract.get_languages(config=""))
+    try:
+        installed = set(pytesseract.get_languages(config=""))
+    except (OSError, ValueError) as e:  # TesseractNotFoundError is an OSError: the command exited with an error
+        raise MissingDependencyError(f"tesseract --list-langs failed ({e}): {_REINSTALL}") from None
     missing = [code for code in lang.split("+") if code not in installed]
     if missing:
         raise MissingDependencyError(
@@ -225,35 +253,57 @@ def _auto_psm(image: np.ndarray, em: float | None) -> int:
     return 6 if em and height < BLOCK_HEIGHT_EM * em else 3
 
 
-def recognise(image: np.ndarray, lang: str = "eng", psm: int | None = None, timeout: float = 120,
-              em: float | None = None) -> OcrResult:
+def _timeout(pixels: int) -> float:
+    """TIMEOUT, and proportionally more for an image larger than an A4 page at 300 dpi."""
+    return TIMEOUT * max(1.0, pixels / A4_PIXELS)
+
+
+def recognise(image: np.ndarray, lang: str = "eng", psm: int | None = None, timeout: float | None = None) -> OcrResult:
     """OCR an RGB uint8 image: the text (lines joined by '\\n') and per-word boxes and confidences.
-    `em`: the text's em in pixels, when the caller has measured it; else it is measured here."""
+    The em is measured on the image itself, so that an image is read as Tesseract alone reads it.
+    `timeout`: seconds, by default TIMEOUT for an A4 page and in proportion for a larger image.
+
+    Tesseract's faults are OcrErrors: a crash, a hang past the timeout, output that is not its
+    TSV; "Empty page" is the empty reading."""
     check_tesseract(lang)
-    em = em if em is not None else estimate_text_height(image)
+    em = estimate_text_height(image)
     if em is None and _is_blank(image):  # Tesseract hallucinates letters on blank images
         return OcrResult("", [], psm or 3)
     psm = psm if psm is not None else _auto_psm(image, em)
     prepared, scale, pad = _prepare(image, em)
+    timeout = timeout if timeout is not None else _timeout(prepared.size)
     try:
         with _one_openmp_thread():
             data = pytesseract.image_to_data(
                 prepared, lang=lang, config=f"--psm {psm}", output_type=pytesseract.Output.DICT, timeout=timeout
             )
-    except RuntimeError as e:  # pytesseract's timeout
-        raise OcrError(f"Tesseract timed out after {timeout:.0f} s") from e
-    except pytesseract.TesseractError as e:
+    except pytesseract.TesseractError as e:  # a RuntimeError too: caught before the timeout's
         if "Empty page" in str(e):
             return OcrResult("", [], psm)
+        if e.status < 0:  # killed by a signal: a segfault, an abort, the OOM killer
+            name = signal.Signals(-e.status).name if -e.status in signal.valid_signals() else f"signal {-e.status}"
+            raise OcrError(f"Tesseract crashed ({name}) on a {prepared.shape[1]}x{prepared.shape[0]} image: "
+                           f"{e.message or 'no message'}") from e
         raise OcrError(f"Tesseract failed (status {e.status}): {e.message}") from e
-    lines: dict[tuple[int, int, int], list[Word]] = {}  # in reading order
-    for i, token in enumerate(data["text"]):
-        token = token.strip()
-        if not token:
-            continue
-        key = (data["block_num"][i], data["par_num"][i], data["line_num"][i])
-        x0 = (data["left"][i] - pad) / scale
-        y0 = (data["top"][i] - pad) / scale
-        box = (x0, y0, x0 + data["width"][i] / scale, y0 + data["height"][i] / scale)
-        lines.setdefault(key, []).append(Word(token, float(data["conf"][i]), tuple(int(round(v)) for v in box)))
+    except RuntimeError as e:  # pytesseract's timeout; it has killed the process
+        raise OcrError(f"Tesseract timed out after {timeout:.0f} s on a {prepared.shape[1]}x{prepared.shape[0]} "
+                       "image; crop the image, or raise ocr.TIMEOUT") from e
+    except pytesseract.TesseractNotFoundError as e:  # removed since check_tesseract looked
+        raise MissingDependencyError(f"tesseract is gone from PATH: {_REINSTALL}") from e
+    except (OSError, ValueError) as e:  # no output file, or bytes that are not text
+        raise OcrError(f"Tesseract's output could not be read ({type(e).__name__}: {e})") from e
+    try:
+        lines: dict[tuple[int, int, int], list[Word]] = {}  # in reading order
+        for i, token in enumerate(data["text"]):
+            token = token.strip()
+            if not token:
+                continue
+            key = (data["block_num"][i], data["par_num"][i], data["line_num"][i])
+            x0 = (data["left"][i] - pad) / scale
+            y0 = (data["top"][i] - pad) / scale
+            box = (x0, y0, x0 + data["width"][i] / scale, y0 + data["height"][i] / scale)
+            lines.setdefault(key, []).append(Word(token, float(data["conf"][i]), tuple(int(round(v)) for v in box)))
+    except (KeyError, IndexError, TypeError, ValueError) as e:  # columns missing, or not numbers where numbers go
+        raise OcrError(f"Tesseract's output is not the TSV it writes ({type(e).__name__}: {e}); "
+                       f"is {shutil.which(pytesseract.pytesseract.tesseract_cmd)} Tesseract 4 or later?") from e
     return OcrResult.from_lines(list(lines.values()), psm)

@@ -86,7 +86,7 @@ def test_inputs_smaller_than_the_training_crop_are_padded_by_edge_replication():
     [
         (48, (100, 300), (50, 150)),  # 300-dpi print: halved
         (12, (40, 100), (80, 200)),  # small print: doubled
-        (None, (40, 200), (30, 150)),  # no text found in a line crop: em = 0.8 x height
+        (None, (40, 200), (34, 171)),  # no text found in a wide crop: em = 0.7 x height
         (None, (400, 200), (400, 200)),  # no text found on a page: left as it is
         (6, (100, 100), (200, 200)),  # 4x would pass the pixel cap (40,000 here)
     ],

@@ -72,7 +72,7 @@ def test_vgg16_rejects_files_of_another_layout(tmp_path):
 
 
 def test_no_feature_net_is_an_error_never_a_random_network(tmp_path):
-    with pytest.raises(ModelError, match="--vgg-weights.*ocr-restore train features.*--perceptual none"):
+    with pytest.raises(ModelError, match="--perceptual PATH.*ocr-restore train features.*--perceptual none"):
         load_feature_net(None, text_features=tmp_path / "absent.safetensors")
 
 

@@ -148,3 +148,18 @@ def test_readings_side_by_side_are_those_of_one_at_a_time_in_order(monkeypatch):
     side_by_side = recognise_all(images, processes=2)
     assert [r.text for r in side_by_side] == one_at_a_time == ["Partial convolution", "Receipt total 9.99", "Masked renormalised"]
     assert seen == ["1"] * 3 and "OMP_THREAD_LIMIT" not in os.environ
+
+
+def test_a_word_no_hole_touches_is_the_inputs_whatever_the_confidences():
+    restored = reading([("Tota1", 95, 0), ("9.99", 95, 60)], [("cash", 95, 0)])
+    original = reading([("Total", 20, 0), ("9.90", 20, 60)], [("cash", 20, 0), ("paid", 20, 50)])
+    mask = np.zeros((40, 120), bool)
+    mask[2:8, 62:70] = True  # a hole in "9.99" only
+    chosen, from_original = more_confident(restored, original, mask=mask)
+    assert chosen.text == "Total 9.99\ncash paid" and from_original == 3
+    # the restored reading's extra word away from the holes is dropped, as Tesseract alone did not read it
+    restored_extra = reading([("Total", 95, 0), ("9.99", 95, 60), ("x", 95, 100)])
+    assert more_confident(restored_extra, reading([("Total", 20, 0), ("9.99", 20, 60)]), mask=mask)[0].text == "Total 9.99"
+    # readings of different layouts, no hole under any word: the input's whole
+    assert more_confident(reading([("Total", 99, 0)], [("9.99", 99, 0)]), original, mask=np.zeros((40, 120), bool)) \
+        == (original, 4)

@@ -41,3 +41,18 @@ def test_without_holes_the_image_is_read_once(monkeypatch):
 def test_an_unknown_reading_is_refused():
     with pytest.raises(ValueError, match="unknown reading 'best'"):
         Pipeline("classical", "telea", reading="best")
+
+
+def test_words_away_from_the_holes_read_as_tesseract_alone_reads_them():
+    from ocr_restore.ocr import recognise
+
+    image = render_lines("Partial convolution", "Receipt total 9.99")
+    mask = np.zeros(image.shape[:2], bool)
+    mask[image.shape[0] // 2 + 8:image.shape[0] // 2 + 20, int(0.8 * image.shape[1]):] = True  # over "9.99" only
+    result = Pipeline("classical", "telea")(image, mask)
+    alone = recognise(image)
+
+    def away(words):
+        return [(w.text, w.box) for w in words if not mask[w.box[1]:w.box[3], w.box[0]:w.box[2]].any()]
+
+    assert away(result.words) == away(alone.words) and len(away(alone.words)) >= 4

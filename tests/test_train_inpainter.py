@@ -202,3 +202,13 @@ def test_the_cli_passes_its_options_to_the_training_config(tmp_path, monkeypatch
     cfg = seen["cfg"]
     assert cfg.loss_weights == LossWeights(style=12.0)
     assert cfg.data == ("synthetic:0.5", f"{tmp_path}:0.5") and cfg.ckpt_every == 100
+
+
+def test_a_slow_run_checkpoints_by_the_clock_too(tmp_path, monkeypatch):
+    from ocr_restore.train import loop
+
+    monkeypatch.setattr(loop, "CKPT_SECONDS", 0.0)  # every step is "ten minutes" after the last checkpoint
+    saved = []
+    monkeypatch.setattr(inpainter, "save_checkpoint", lambda path, state: saved.append(state["step"]))
+    train_inpainter(tmp_path, **{**TINY, "ckpt_every": 1000})
+    assert saved == [1, 2, 3, 4, 5, 6]

@@ -26,8 +26,9 @@ from PIL import Image
 from tqdm import tqdm
 
 from ..errors import InputFileError
-from ..files import atomic_path, read_image, read_transcripts, write_image, write_mask, write_text
+from ..files import atomic_path, find_images, read_image, read_transcripts, write_image, write_mask, write_text
 from ..textscale import CROP_EM_PER_HEIGHT, estimate_text_height
+from .dataset import held_out
 from .occlude import Occlusion, occlude, recoverable
 from .render import KINDS, TextImage, from_image, ink_components, render
 
@@ -120,25 +121,32 @@ def write_synth_set(out_dir: str | Path, kind: str, n: int, seed: int, coverage:
 
 
 def occlude_real_set(
-    src_dir: str | Path, out_dir: str | Path, seed: int, coverage: tuple[float, float] = (0.05, 0.3), n: int | None = None
+    src_dir: str | Path, out_dir: str | Path, seed: int, coverage: tuple[float, float] = (0.05, 0.3), n: int | None = None,
+    held_out_only: bool = False, truth: dict[str, str] | None = None,
 ) -> Path:
     """Occlude the images listed in `src_dir`/labels.tsv (the first `n` by name, default all) into `out_dir`.
 
     For evaluation only. Image i's occlusion depends only on (seed, i), so a
-    smaller set is the start of a larger one.
+    smaller set is the start of a larger one. `truth` (transcripts by stem) stands
+    in for a labels.tsv, e.g. for real pages nobody transcribed.
+    held_out_only: only the images a training folder holds out (data.dataset.held_out).
 
     Shape sizes follow each image's estimated text height; where none is found,
     the image is taken for a word crop whose em is 0.8 of its height.
     """
     src_dir, out_dir = Path(src_dir), Path(out_dir)
     labels = src_dir / "labels.tsv"
-    if not labels.is_file():
-        raise InputFileError(f"{labels}: not found; a real set needs labels.tsv (filename<TAB>text)")
-    truth = read_transcripts(labels)
-    files = {p.stem: p for p in sorted(src_dir.iterdir()) if p.stem in truth and not p.name.endswith(".tsv")}
-    missing = sorted(set(truth) - set(files))
-    if missing:
-        raise InputFileError(f"{src_dir / missing[0]}: listed in {labels} but not found ({len(missing)} missing)")
+    paths = [p for p in find_images(src_dir) if not held_out_only or held_out(p)]
+    if truth is None:
+        if not labels.is_file():
+            raise InputFileError(f"{labels}: not found; a real set needs labels.tsv (filename<TAB>text)")
+        truth = read_transcripts(labels)
+        missing = sorted(set(truth) - {p.stem for p in find_images(src_dir)})
+        if missing:
+            raise InputFileError(f"{src_dir / missing[0]}: listed in {labels} but not found ({len(missing)} missing)")
+    files = {p.stem: p for p in paths if p.stem in truth}
+    if not files:
+        raise InputFileError(f"{src_dir}: no images to occlude" + (" among those held out of training" if held_out_only else ""))
     _prepare(out_dir)
     texts, rows = {}, []
     chosen = sorted(files.items())[:n]

@@ -20,15 +20,16 @@ from matplotlib.figure import Figure
 from tqdm import tqdm
 
 from ..batch import map_in_workers
-from ..errors import InputFileError
+from ..errors import InputFileError, OcrError
 from ..files import IMAGE_SUFFIXES, find_images, read_image, read_mask, read_sidecar, read_transcripts, write_image, write_mask, write_text
 from ..inpaint import build_inpainter
 from ..metrics import Score, score
-from ..ocr import recognise_all, tesseract_version
+from ..ocr import recognise, recognise_all, tesseract_version
 from ..pipeline import Pipeline
 
-__all__ = ["VARIANTS", "run_bench", "summarise"]
+__all__ = ["VARIANTS", "run_bench", "summarise", "clean_readings"]
 
+REFERENCE_TIMEOUT = 900  # s: a whole page read once to make a reference may take long on a busy machine
 # "restored" is ours; "confident" its reading merged word by word with the occluded one's, as the pipeline reads;
 # "recoverable" and "clean" are read from folders beside the set
 VARIANTS = ("occluded", "restored", "confident", "telea", "ns", "recoverable", "clean")
@@ -204,3 +205,18 @@ def _find_beside(folder: Path, relative: Path) -> Path:
         if candidate.is_file():
             return candidate
     raise InputFileError(f"{folder / relative}.png: not found (every benchmark image needs one here)")
+
+
+def clean_readings(folder: Path, held_out_only: bool = False, n: int | None = None) -> dict[str, str]:
+    """Tesseract's reading of each clean image in `folder` (the first `n` by name), by stem: the reference of a
+    set of real pages nobody transcribed, so that it measures what occluders cost against Tesseract without them."""
+    from ..data.dataset import held_out
+
+    paths = [p for p in find_images(folder) if not held_out_only or held_out(p)][:n]
+    readings = {}
+    for path in tqdm(paths, desc=f"read {folder.name} clean", unit="img"):
+        try:
+            readings[path.stem] = recognise(read_image(path), timeout=REFERENCE_TIMEOUT).text
+        except OcrError as e:
+            raise OcrError(f"{path}: {e}") from e
+    return readings

@@ -5,7 +5,7 @@ VGG-16. Those weights cannot be downloaded here, so two networks give the same
 three feature maps:
 
 - `Vgg16Features`: VGG-16's first three blocks in torchvision's layer layout,
-  loaded from a torchvision state-dict file the user supplies (--vgg-weights);
+  loaded from a torchvision state-dict file the user supplies (--perceptual PATH);
 - `TextFeatureNet`: a small VGG-style network the project trains itself as a
   character classifier on rendered text (train/features.py) and ships in
   models/text_features.safetensors.
@@ -168,7 +168,7 @@ def load_feature_net(vgg_weights: str | Path | None = None, text_features: str |
         path = Path(text_features or DEFAULT_TEXT_FEATURES)
         if not path.is_file():
             raise ModelError(
-                f"{path}: the perceptual feature network is missing; pass --vgg-weights PATH (a torchvision "
+                f"{path}: the perceptual feature network is missing; pass --perceptual PATH (a torchvision "
                 "VGG-16 state dict), train it with `ocr-restore train features`, or train without the "
                 "perceptual and style terms with --perceptual none")
         config, state = load_weights(path, TextFeatureConfig, WEIGHTS_NAME)

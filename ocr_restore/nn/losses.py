@@ -5,7 +5,8 @@
 and, for the glyph-first model, + 1 L_coverage: a binary cross-entropy between the predicted and
 the true ink coverage over the holes, weighted toward ink as GSDM's structure prior is (Zhu et al.,
 AAAI 2024), so that leaving a stroke out costs more than drawing paper. Masks follow the paper: 1 = known pixel, 0 = hole. Every term is averaged over
-the batch; within an image each follows the paper's normalisation.
+the batch; within an image each follows the paper's normalisation. Training may add LossWeights.ctc
+times a recognizer's CTC loss on text lines (train/inpainter.py), off by default.
 """
 
 import math
@@ -27,6 +28,9 @@ class LossWeights:
     tv: float = 0.1  # total variation of the composite over the 1-pixel dilation of the hole
     coverage: float = 1.0  # ink-weighted BCE of the ink coverage over the holes (glyph-first models only)
     ink: float = 4.0  # a hole pixel's BCE counts 1 + ink * its true coverage
+    # CTC loss of a pretrained recognizer's reading of the composite of a sub-batch of text lines against their
+    # transcripts (train/inpainter.py, nn/recognizer.py); 0 leaves it out, and the recognizer is then not needed
+    ctc: float = 0.0
 
 
 def gram(features: torch.Tensor) -> torch.Tensor:
@@ -55,7 +59,7 @@ class InpaintingLoss(nn.Module):
     """The loss of Liu et al., "Image Inpainting for Irregular Holes Using Partial Convolutions", ECCV 2018.
 
     `feature_net` maps an image (B, 3, H, W) in [0, 1] to [pool1, pool2, pool3]
-    and is kept frozen in eval mode; with None (--no-perceptual) the perceptual
+    and is kept frozen in eval mode; with None (--perceptual none) the perceptual
     and style terms are left out. `forward` returns the weighted total and the
     unweighted terms.
     """

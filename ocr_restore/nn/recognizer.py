@@ -25,7 +25,7 @@ from torch import nn
 from ..errors import ModelError
 
 __all__ = ["ALPHABET", "BLANK", "HEIGHT", "CRNN", "weights_path", "load_recognizer", "prepare", "decode",
-           "ctc_loss"]
+           "ctc_loss", "RecognizerFeatures", "reading_loss"]
 
 WEIGHTS_PACKAGE = "easyocr_en_models"
 WEIGHTS_FILE = "models/english_g2.pth"
@@ -43,6 +43,10 @@ MIN_WIDTH = 8  # narrowest input that still gives one time step (W/4 - 1 >= 1)
 FEATURE_TAPS = (2, 5, 10)  # ConvNet indices whose outputs `features` returns: the first three pooled blocks
 LUMA = (0.299, 0.587, 0.114)  # ITU-R BT.601 grey, as OpenCV's RGB2GRAY
 _INDEX = {c: i + 1 for i, c in enumerate(ALPHABET)}
+_UPPER = [_INDEX[c] for c in ALPHABET if c.isupper()]  # case folding: each upper-case class joins its lower-case one
+_LOWER = [_INDEX[c.lower()] for c in ALPHABET if c.isupper()]
+_FOLDED = [i for i in range(NUM_CLASSES) if i not in set(_UPPER)]  # the classes left after folding, blank first
+_FOLDED_INDEX = {c: _FOLDED.index(_INDEX[c]) for c in ALPHABET if not c.isupper()}
 
 # checkpoint key prefix (after "module.") -> this module's
 _KEY_PREFIXES = {
@@ -182,23 +186,59 @@ def encode(text: str) -> list[int]:
     return [_INDEX[c] for c in text if c in _INDEX]
 
 
-def ctc_loss(logits: torch.Tensor, texts: list[str]) -> torch.Tensor:
+def ctc_loss(logits: torch.Tensor, texts: list[str], fold_case: bool = False) -> torch.Tensor:
     """Mean CTC loss of (B, T, 97) logits against `texts`, per target character as torch's "mean".
 
     Characters outside ALPHABET are dropped; an image whose transcript has none left is left out
     of the mean (and a batch with none at all gives a zero that still backpropagates).
-    Impossible alignments (T too short) count zero, not infinity.
+    Impossible alignments (T too short) count zero, not infinity. With `fold_case`, a letter and its
+    upper-case form are one class (their probabilities summed), for transcripts whose case is not
+    the image's (SROIE's lines are labelled in upper case) or not to be trusted.
     """
     if len(texts) != logits.shape[0]:
         raise ValueError(f"ctc_loss got {logits.shape[0]} images and {len(texts)} transcripts")
-    targets = [encode(t) for t in texts]
+    if fold_case:
+        targets = [[_FOLDED_INDEX[c] for c in t.lower() if c in _FOLDED_INDEX] for t in texts]
+    else:
+        targets = [encode(t) for t in texts]
     keep = [i for i, t in enumerate(targets) if t]
     if not keep:
         return logits.sum() * 0.0
-    log_probs = logits[keep].float().log_softmax(dim=-1).transpose(0, 1)  # (T, B', C)
+    log_probs = logits[keep].float().log_softmax(dim=-1)
+    if fold_case:
+        lower, upper = log_probs[..., _LOWER], log_probs[..., _UPPER]
+        log_probs = log_probs.index_copy(-1, torch.tensor(_LOWER, device=logits.device), torch.logaddexp(lower, upper))
+        log_probs = log_probs[..., _FOLDED]
+    log_probs = log_probs.transpose(0, 1)  # (T, B', C)
     T = log_probs.shape[0]
     lengths = torch.tensor([len(targets[i]) for i in keep], dtype=torch.long)
     flat = torch.tensor([c for i in keep for c in targets[i]], dtype=torch.long, device=logits.device)
     input_lengths = torch.full((len(keep),), T, dtype=torch.long)
     losses = F.ctc_loss(log_probs, flat, input_lengths, lengths, blank=BLANK, reduction="none", zero_infinity=True)
     return (losses / lengths.to(losses.device, losses.dtype)).mean()
+
+
+class RecognizerFeatures(nn.Module):
+    """The CRNN's first three pooled conv blocks of RGB images (B, 3, H, W) in [0, 1], through `prepare`:
+    a `feature_net` for the perceptual and style terms of nn.losses.InpaintingLoss (`--perceptual crnn`).
+    At H = 64 the maps are (32, 32, W/2), (64, 16, W/4) and (128, 8, W/4)."""
+
+    def __init__(self, model: CRNN):
+        super().__init__()
+        self.model = model
+
+    def forward(self, images: torch.Tensor) -> list[torch.Tensor]:
+        return self.model.features(prepare(images))
+
+
+def reading_loss(model: CRNN, images: torch.Tensor, texts: list[str], fold_case: bool = False) -> torch.Tensor:
+    """`ctc_loss` of the frozen `model`'s reading of RGB `images` (B, 3, H, W) in [0, 1], differentiable in
+    the images. Its LSTMs run in training mode, which cuDNN needs to backpropagate through them; without
+    dropout they compute the same as in eval mode (the BatchNorm layers stay in eval mode)."""
+    was_training = model.sequence.training
+    model.sequence.train()
+    try:
+        logits = model(prepare(images))
+    finally:
+        model.sequence.train(was_training)
+    return ctc_loss(logits, texts, fold_case)

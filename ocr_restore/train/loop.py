@@ -2,7 +2,7 @@
 
 A trainer keeps its own model, optimizer and data; `run_steps` drives the steps,
 calls its periodic hooks (validation, logging) and saves a checkpoint every
-`ckpt_every` steps, at the end and on Ctrl-C or `kill`. A checkpoint written after step
+`ckpt_every` steps or CKPT_SECONDS, whichever comes first, at the end and on Ctrl-C or `kill`. A checkpoint written after step
 i holds everything the next step depends on (weights, optimizer, RNG states and
 the step itself; data are indexed by step), so a run killed at any point and
 resumed from its last checkpoint ends with the same weights as one never stopped.
@@ -163,6 +163,9 @@ class _StopOnInterrupt:
             signal.signal(s, handler)
 
 
+CKPT_SECONDS = 600  # a checkpoint at least this often: a stopped run loses at most ten minutes, however slow its steps
+
+
 def run_steps(start: int, stop: int, batches: Iterable, step: Callable[[int, object], dict[str, float]],
               save: Callable[[int], None], ckpt_every: int,
               hooks: tuple[tuple[int, Callable[[int], None]], ...] = (), samples_per_step: int = 1,
@@ -170,13 +173,13 @@ def run_steps(start: int, stop: int, batches: Iterable, step: Callable[[int, obj
     """Run `step(i, batch)` for i in [start, stop), the batches coming in order from `batches`.
 
     After step i, each hook `(every, fn)` with (i + 1) % every == 0 calls fn(i + 1); then,
-    every `ckpt_every` steps and after the last, `save(i + 1)` writes a checkpoint from
+    every `ckpt_every` steps, every CKPT_SECONDS and after the last, `save(i + 1)` writes a checkpoint from
     which training resumes at step i + 1. On Ctrl-C the current step finishes, a checkpoint
     is saved and KeyboardInterrupt is raised; `kill` (SIGTERM) does the same. `step` returns the
     metrics the bar shows.
     """
     bar = tqdm(total=stop, initial=start, desc=desc, dynamic_ncols=True, mininterval=1.0)  # light on nohup logs
-    last_saved = start
+    last_saved, saved_at = start, time.perf_counter()
     with _StopOnInterrupt() as interrupt:
         tick, seconds_per_step = time.perf_counter(), None
         for i, batch in zip(range(start, stop), batches):
@@ -190,9 +193,10 @@ def run_steps(start: int, stop: int, batches: Iterable, step: Callable[[int, obj
             for every, fn in hooks:
                 if every and (i + 1) % every == 0:
                     fn(i + 1)
-            if (i + 1) % ckpt_every == 0 or i + 1 == stop or interrupt.requested:
+            if ((i + 1) % ckpt_every == 0 or i + 1 == stop or interrupt.requested
+                    or time.perf_counter() - saved_at >= CKPT_SECONDS):
                 save(i + 1)
-                last_saved = i + 1
+                last_saved, saved_at = i + 1, time.perf_counter()
             if interrupt.requested:
                 bar.close()
                 raise KeyboardInterrupt(f"stopped after step {last_saved}; run again to resume")

@@ -1,10 +1,12 @@
 """The memory bound's measurement: a 20000 x 30000 page (600 Mpx, the reader's limit) through the pipeline.
 
-    python -m tests.huge_page make /tmp/page.png            # an A4 page at 300 dpi of 10-pt text under strokes, tiled 8 x 8
+    python -m tests.huge_page make /tmp/page.png    # an A4 page at 300 dpi, 10-pt words under 40 strokes, tiled 8 x 8
     /usr/bin/time -v python -m tests.huge_page restore /tmp/page.png   # read, detect, inpaint: the peak RSS
-    /usr/bin/time -v ocr-restore /tmp/page.png -o /tmp/out  # and the reading (hours of Tesseract on two cores)
+    /usr/bin/time -v ocr-restore /tmp/page.png -o /tmp/out             # and the two readings
 
-`restore` prints each stage's seconds and the process's peak RSS after it.
+`restore` prints each stage's seconds and the process's peak RSS after it. On 2 cores shared with a
+training run (2026-12-01): restore peaked at 7.23 GiB (detect 1068 s, inpaint 285 s); the full command
+peaked at 7.31 GiB in Python, its two Tesseracts at 3.1 GiB each, and had not finished reading after an hour.
 """
 
 import resource

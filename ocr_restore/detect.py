@@ -5,7 +5,7 @@
 learning, the fallback and the benchmark's point of comparison. Both return a
 Detector: `detector(image)` gives a Detection with the thresholded mask, the
 paper-coloured part of it (erasures, white-out), the per-pixel probability and the
-text's em measured away from what it found, which the later stages reuse.
+text's em measured away from what it found (Restoration.em).
 
 The model runs at the normalised text scale in overlapping tiles, so memory stays
 bounded on a 300-dpi page. An occluder merged with the text misleads the em

@@ -2,7 +2,7 @@
 PYTHON ?= python3
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT_PACKAGES := tesseract-ocr tesseract-ocr-eng fonts-dejavu-core fonts-dejavu-extra fonts-liberation2 \
-	fonts-urw-base35 fonts-freefont-ttf fonts-noto-core fortunes fortunes-min wamerican
+	fonts-urw-base35 fonts-freefont-ttf fonts-noto-core fortunes fortunes-min wamerican ghostscript
 STAMP := .make
 
 .PHONY: setup demo test fuzz bench train-inpainter clean
@@ -22,7 +22,7 @@ $(STAMP)/apt:
 # torch is pinned to the CPU wheel (2.13.0) in pyproject.toml; an unpinned torch pulls GBs of CUDA.
 $(STAMP)/pip: pyproject.toml
 	@mkdir -p $(STAMP)
-	$(PYTHON) -m pip install -q --disable-pip-version-check -e '.[test,train]'
+	$(PYTHON) -m pip install -q --disable-pip-version-check -e '.[test,train,dask,pdf]'
 	@touch $@
 
 demo: setup

@@ -1,4 +1,4 @@
-"""The names a user chooses among, for every stage: a module of constants, so that the command line
+"""The names a user chooses among, for every stage, and the defaults: a module of constants, so that the command line
 can offer them without importing torch."""
 
 DETECTORS = ("model", "classical")
@@ -7,3 +7,4 @@ READINGS = ("confident", "restored")
 # What "auto" runs, and the classical stage it falls back to, loudly, when the weights are missing.
 # PConv replaced Telea as the default inpainter once it read better end to end (`make bench`, models/README.md).
 AUTO_STAGES = {"detector": ("model", "classical"), "inpainter": ("pconv", "telea")}
+DPI = 300  # the resolution PDF pages are rasterised at, unless --dpi says otherwise

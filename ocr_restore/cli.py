@@ -11,8 +11,8 @@ from pathlib import Path
 
 import click
 
-from .choices import DETECTORS, INPAINTERS, READINGS
-from .errors import InputFileError, OcrRestoreError
+from .choices import DETECTORS, DPI, INPAINTERS, READINGS
+from .errors import InputFileError, MissingDependencyError, OcrRestoreError
 
 __all__ = ["main"]
 
@@ -74,6 +74,8 @@ pipeline_options = _options(  # shared by every command that runs the pipeline
 )
 
 
+dpi_option = click.option("--dpi", type=click.IntRange(36, 1200), default=DPI, show_default=True,
+                          help="Resolution PDF pages are rasterised at.")
 reading_option = click.option(  # run and batch; bench reports both readings
     "--reading", type=click.Choice(READINGS), default="confident", show_default=True,
     help="confident: also read the input and keep, word by word, the reading Tesseract is clearly more "
@@ -100,10 +102,15 @@ def main():
 @click.option("--gt", type=click.Path(path_type=Path),
               help="Transcript (plain text, or a name<TAB>text TSV) to score against; default <stem>.gt.txt beside the image.")
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
+@dpi_option
 @pipeline_options
 @reading_option
-def run(images, mask, out, gt, as_json, detector, inpainter, lang, psm, weights, reading, verbose):
-    """Restore and read IMAGES, printing the recognised text."""
+def run(images, mask, out, gt, as_json, dpi, detector, inpainter, lang, psm, weights, reading, verbose):
+    """Restore and read IMAGES (PDFs and multi-page TIFFs page by page), printing the recognised text.
+
+    A document's pages are written as <stem>.p0001.txt and so on, and its whole text as <stem>.txt.
+    """
+    from .files import document_text, page_count, page_stem, write_text
     from .pipeline import Pipeline
 
     if mask is not None and len(images) > 1:
@@ -112,34 +119,48 @@ def run(images, mask, out, gt, as_json, detector, inpainter, lang, psm, weights,
     records, failed = [], 0
     for path in images:
         try:
-            result = pipeline.run_file(path, mask, gt)
+            pages = page_count(path)
+            if pages is not None and mask is not None:
+                raise InputFileError(f"{mask}: --mask applies to one image, but {path} has {pages} pages; give "
+                                     "each page's mask to `batch --masks`")
+            texts = []
+            for page in [None] if pages is None else range(pages):
+                name = path.stem if page is None else page_stem(path.stem, page)
+                result = pipeline.run_file(path, mask, gt, page, dpi)
+                texts.append(result.text)
+                if out is not None:
+                    result.write(out / name)
+                records.append({"file": str(path), **({} if page is None else {"page": page + 1}), **result.to_json()})
+                if not as_json:
+                    _print_result(result, f"{path}" if page is None else f"{path} page {page + 1}",
+                                  header=len(images) > 1 or pages is not None)
+            if pages is not None and out is not None:
+                write_text(out / f"{path.stem}.txt", document_text(texts))
         except OcrRestoreError as e:
             if len(images) == 1:
                 raise
             click.echo(f"ocr-restore: error: {e}", err=True)
             failed += 1
-            continue
-        if out is not None:
-            result.write(out / path.stem)
-        record = {"file": str(path), **result.to_json()}
-        records.append(record)
-        if as_json:
-            continue
-        stages = result.stages
-        from_input = f", {result.words_from_input} word(s) read from the input" if result.words_from_input else ""
-        click.echo(f"ocr-restore: {path}: detector={stages['detector']} inpainter={stages['inpainter']} "
-                   f"reading={stages['reading']}{from_input} ({sum(result.seconds.values()):.2f} s)", err=True)
-        if len(images) > 1:
-            click.echo(f"==> {path} <==")
-        click.echo(result.text)
-        if result.accuracy:
-            before, after = result.accuracy["before"], result.accuracy["after"]
-            click.echo(f"-- accuracy: CER {before['cer']:.3f} -> {after['cer']:.3f}, "
-                       f"WER {before['wer']:.3f} -> {after['wer']:.3f} (before -> after restoration)")
     if as_json:
-        click.echo(json.dumps(records[0] if len(images) == 1 else records, indent=2))
+        one_image = len(images) == 1 and len(records) == 1 and "page" not in records[0]
+        click.echo(json.dumps(records[0] if one_image else records, indent=2))
     if failed:
         sys.exit(InputFileError.exit_code)
+
+
+def _print_result(result, label: str, header: bool) -> None:
+    """The text on stdout (under `==> label <==` with `header`); the stages and the accuracy, if scored."""
+    stages = result.stages
+    from_input = f", {result.words_from_input} word(s) read from the input" if result.words_from_input else ""
+    click.echo(f"ocr-restore: {label}: detector={stages['detector']} inpainter={stages['inpainter']} "
+               f"reading={stages['reading']}{from_input} ({sum(result.seconds.values()):.2f} s)", err=True)
+    if header:
+        click.echo(f"==> {label} <==")
+    click.echo(result.text)
+    if result.accuracy:
+        before, after = result.accuracy["before"], result.accuracy["after"]
+        click.echo(f"-- accuracy: CER {before['cer']:.3f} -> {after['cer']:.3f}, "
+                   f"WER {before['wer']:.3f} -> {after['wer']:.3f} (before -> after restoration)")
 
 
 @main.command()
@@ -149,13 +170,34 @@ def run(images, mask, out, gt, as_json, detector, inpainter, lang, psm, weights,
 @click.option("--masks", type=click.Path(exists=True, file_okay=False, path_type=Path),
               help="Take the mask of a/b.jpg from MASKS/a/b.png instead of running the detector.")
 @click.option("--workers", type=click.IntRange(1), default=1, show_default=True, help="Parallel processes.")
+@click.option("--dask", "dask_address", metavar="ADDRESS",
+              help="Run on a Dask cluster instead: a scheduler's address (tcp://host:8786), or local[:N] for N "
+                   "processes here. IN_DIR and OUT_DIR must be paths every worker reaches. Needs "
+                   "pip install 'ocr-restore[dask]'.")
+@dpi_option
 @pipeline_options
 @reading_option
-def batch(in_dir, out_dir, masks, workers, detector, inpainter, lang, psm, weights, reading, verbose):
-    """Restore and read every image under IN_DIR; rerun to resume."""
-    from .batch import run_batch
+def batch(in_dir, out_dir, masks, workers, dask_address, dpi, detector, inpainter, lang, psm, weights, reading,
+          verbose):
+    """Restore and read every image and PDF under IN_DIR, a PDF or multi-page TIFF page by page; rerun to resume.
 
-    summary = run_batch(in_dir, out_dir, masks, workers, _pipeline_options(detector, inpainter, lang, psm, weights, reading))
+    Page 1 of a/scan.pdf is written as OUT_DIR/a/scan.p0001.*, its mask read from MASKS/a/scan.p0001.png,
+    and the whole text as OUT_DIR/a/scan.txt.
+    """
+    from .batch import Processes, run_batch
+
+    if dask_address is None:
+        engine = Processes(workers)
+    elif workers != 1:
+        raise click.UsageError("--workers is for this machine's processes; with --dask, the cluster has the workers")
+    else:
+        try:
+            from .cluster import DaskCluster
+        except ImportError as e:
+            raise MissingDependencyError(f"--dask needs Dask distributed ({e}): pip install 'ocr-restore[dask]'") from None
+        engine = DaskCluster(dask_address)
+    summary = run_batch(in_dir, out_dir, masks, engine, _pipeline_options(detector, inpainter, lang, psm, weights, reading),
+                        dpi=dpi)
     click.echo(f"{summary.done} done, {summary.skipped} already done, {summary.failed} failed; see {summary.results}")
     if summary.failed:
         sys.exit(1)

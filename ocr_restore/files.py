@@ -8,6 +8,7 @@ import contextlib
 import os
 import secrets
 import shutil
+import threading
 import warnings
 from pathlib import Path
 
@@ -15,11 +16,17 @@ import cv2
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from .choices import DPI
 from .errors import InputFileError
 
 __all__ = [
     "IMAGE_SUFFIXES",
+    "INPUT_SUFFIXES",
     "read_image",
+    "page_count",
+    "read_page",
+    "page_stem",
+    "document_text",
     "read_mask",
     "as_mask",
     "check_memory",
@@ -34,6 +41,7 @@ __all__ = [
 ]
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp")
+INPUT_SUFFIXES = (*IMAGE_SUFFIXES, ".pdf")  # and multi-page TIFFs: each page one image
 # Pillow's decompression-bomb guard stops at ~179 Mpx; an A0 scan at 600 dpi is ~560 Mpx.
 MAX_IMAGE_PIXELS = 600_000_000
 # The pipeline's memory bound: at its peak (the detector's, with the page, its two probability maps at the
@@ -43,19 +51,25 @@ PEAK_BYTES_PER_PIXEL = 13
 MEMORY_BOUND = 8 * 2**30  # what a page up to MAX_IMAGE_PIXELS takes at most, the process's own included
 
 
-def _open(path: Path) -> Image.Image:
-    """Decode `path` fully with Pillow, turning every failure into an InputFileError."""
+def _check_file(path: Path) -> None:
     if not path.exists():
         raise InputFileError(f"{path}: file not found")
     if not path.is_file():
         raise InputFileError(f"{path}: not a file")
     if path.stat().st_size == 0:
         raise InputFileError(f"{path}: file is empty")
+
+
+def _open(path: Path, frame: int = 0) -> Image.Image:
+    """Decode `path` (its `frame`-th page) fully with Pillow, turning every failure into an InputFileError."""
+    _check_file(path)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             Image.MAX_IMAGE_PIXELS = MAX_IMAGE_PIXELS  # Pillow reads its guard from this global when it opens
             image = Image.open(path)
+            if frame:
+                image.seek(frame)
             image.load()
     except UnidentifiedImageError:
         raise InputFileError(
@@ -127,8 +141,10 @@ def read_image(path: str | Path) -> np.ndarray:
     scan has paper behind it); palette, grayscale, CMYK and 16-bit images are
     converted, strip by strip: a 600 Mpx page takes its decoded self and the array.
     """
-    path = Path(path)
-    image = _open(path)
+    return _as_rgb(_open(Path(path)), Path(path))
+
+
+def _as_rgb(image: Image.Image, path: Path) -> np.ndarray:
     try:
         ImageOps.exif_transpose(image, in_place=True)
     except Exception:  # a broken EXIF block should not cost the user their image
@@ -138,6 +154,75 @@ def read_image(path: str | Path) -> np.ndarray:
     except ValueError as e:  # a mode Pillow decodes but cannot convert
         raise InputFileError(f"{path}: image mode {image.mode} cannot be converted to RGB ({e}); "
                              "save it as RGB or grayscale") from None
+
+
+def page_count(path: str | Path) -> int | None:
+    """The pages of a document: a PDF, or a TIFF of more than one page. None: `path` is one image (or not
+    readable, which reading it says)."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix == ".pdf":
+        with _pdf(path) as pdf:
+            return len(pdf)
+    if suffix in (".tif", ".tiff"):
+        try:
+            with Image.open(path) as image:
+                frames = getattr(image, "n_frames", 1)
+        except Exception:
+            return None
+        return frames if frames > 1 else None
+    return None
+
+
+def read_page(path: str | Path, index: int, dpi: int = DPI) -> np.ndarray:
+    """Page `index` (from 0) of a document as uint8 HxWx3 RGB; a PDF's rasterised at `dpi`."""
+    path = Path(path)
+    if path.suffix.lower() != ".pdf":
+        return _as_rgb(_open(path, frame=index), path)
+    with _pdf(path) as pdf:
+        page = pdf[index]
+        width, height = (round(side * dpi / 72) for side in page.get_size())  # PDF sizes are in points
+        if width * height > MAX_IMAGE_PIXELS:
+            raise InputFileError(f"{path}: page {index + 1} at {dpi} dpi is {width}x{height} pixels, over the "
+                                 f"pipeline's limit of {MAX_IMAGE_PIXELS:,}; give a lower --dpi")
+        try:
+            bitmap = page.render(scale=dpi / 72, rev_byteorder=True)  # RGB, not PDFium's BGR
+            return np.array(bitmap.to_numpy()[..., :3])
+        except Exception as e:
+            raise InputFileError(f"{path}: page {index + 1} cannot be rendered ({type(e).__name__}: {e})") from None
+
+
+_PDFIUM = threading.Lock()  # PDFium is not thread-safe, and a Dask worker may run tasks in threads
+
+
+@contextlib.contextmanager
+def _pdf(path: Path):
+    """The open PDF, under PDFium's lock; an encrypted or broken file is an InputFileError."""
+    import pypdfium2
+
+    _check_file(path)
+    with _PDFIUM:
+        try:
+            pdf = pypdfium2.PdfDocument(str(path))
+        except pypdfium2.PdfiumError as e:
+            if "password" in str(e).lower():
+                raise InputFileError(f"{path}: the PDF is encrypted; decrypt it first, for example with "
+                                     "qpdf --decrypt --password=PASSWORD in.pdf out.pdf") from None
+            raise InputFileError(f"{path}: not a readable PDF ({e})") from None
+        try:
+            yield pdf
+        finally:
+            pdf.close()
+
+
+def document_text(pages: list[str]) -> str:
+    """A document's text: its pages', a form feed between them, as Tesseract writes a multi-page text."""
+    return "\n\f".join(pages) + "\n"
+
+
+def page_stem(stem: str, index: int) -> str:
+    """The outputs' stem of a document's page `index` (from 0): scan.p0001 for the first page of scan.pdf."""
+    return f"{stem}.p{index + 1:04d}"
 
 
 def read_mask(path: str | Path, shape: tuple[int, int] | None = None) -> np.ndarray:
@@ -295,14 +380,14 @@ def write_text(path: str | Path, text: str) -> None:
 
 
 def find_images(folder: str | Path, exclude: Path | None = None) -> list[Path]:
-    """Image files under `folder`, recursively and sorted, skipping hidden files and `exclude`."""
+    """Image and PDF files under `folder`, recursively and sorted, skipping hidden files and `exclude`."""
     folder = Path(folder)
     if not folder.is_dir():
         raise InputFileError(f"{folder}: folder not found")
     exclude = exclude.resolve() if exclude else None
     found = []
     for path in sorted(folder.rglob("*")):
-        if path.suffix.lower() not in IMAGE_SUFFIXES or path.name.startswith(".") or not path.is_file():
+        if path.suffix.lower() not in INPUT_SUFFIXES or path.name.startswith(".") or not path.is_file():
             continue
         if exclude and path.resolve().is_relative_to(exclude):
             continue

@@ -25,9 +25,10 @@ import numpy as np
 import torch
 
 from . import detect, inpaint
-from .choices import AUTO_STAGES, READINGS
+from .choices import AUTO_STAGES, DPI, READINGS
 from .errors import ModelError, OcrError
-from .files import as_mask, check_memory, find_transcript, read_image, read_mask, write_image, write_mask, write_text
+from .files import (as_mask, check_memory, find_transcript, page_stem, read_image, read_mask, read_page,
+                    write_image, write_mask, write_text)
 from .metrics import Score, score
 from .nn.weights import read_metadata
 from .ocr import Word, check_tesseract, more_confident, recognise_all, tesseract_version
@@ -188,18 +189,22 @@ class Pipeline:
         """Restore and read one RGB image; with `transcript`, also score the input's reading and ours."""
         return self.read(image, self.restore(image, mask), transcript)
 
-    def run_file(self, path: str | Path, mask_path: Path | None = None, gt: Path | None = None) -> Result:
-        """Read `path` (and its mask and transcript, if any) and run the pipeline on it."""
+    def run_file(self, path: str | Path, mask_path: Path | None = None, gt: Path | None = None,
+                 page: int | None = None, dpi: int = DPI) -> Result:
+        """Read `path` (its page `page`, from 0, if it is a document; a PDF's at `dpi`), its mask and transcript,
+        if any, and run the pipeline on it. A page's transcript is its own: scan.p0001.gt.txt, or scan.p0001 in
+        a TSV."""
         path = Path(path)
         start = time.perf_counter()
-        image = read_image(path)
+        image = read_image(path) if page is None else read_page(path, page, dpi)
         mask = read_mask(mask_path, image.shape[:2]) if mask_path is not None else None
-        transcript = find_transcript(path, gt)
+        named = path if page is None else path.with_name(page_stem(path.stem, page) + path.suffix)
+        transcript = find_transcript(named, gt)
         read_seconds = time.perf_counter() - start
         try:
             result = self(image, mask, transcript)
         except OcrError as e:  # Tesseract's faults are per image: name it, as the readers' errors do
-            raise OcrError(f"{path}: {e}") from e
+            raise OcrError(f"{path}{'' if page is None else f' page {page + 1}'}: {e}") from e
         result.seconds = {"read": read_seconds, **result.seconds}
         return result
 

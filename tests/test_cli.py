@@ -2,7 +2,9 @@
 
 import hashlib
 import json
+import os
 import shutil
+import time
 
 import numpy as np
 import pandas as pd
@@ -100,7 +102,7 @@ def test_batch_killed_mid_write_resumes_with_nothing_lost_or_half_written(occlud
 
     def dying_replace(src, dst):
         calls.append(dst)
-        if len(calls) == 6:  # the second image's mask: its restored image is written, the rest not
+        if len(calls) == 7:  # results.csv, the first image's four files, then the second's mask: the rest not
             raise KeyboardInterrupt
         real_replace(src, dst)
 
@@ -109,7 +111,8 @@ def test_batch_killed_mid_write_resumes_with_nothing_lost_or_half_written(occlud
         batch_module.run_batch(occluded_folder, out, tmp_path / "masks", pipeline_options={"detector": "classical", "inpainter": "telea"})
     monkeypatch.undo()
     written = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
-    assert written == ["a.json", "a.mask.png", "a.restored.png", "a.txt", "b.restored.png"]
+    assert written == ["a.json", "a.mask.png", "a.restored.png", "a.txt", "b.restored.png", "results.csv"]
+    assert list(pd.read_csv(out / "results.csv")["file"]) == ["a.png"]  # results.csv grows as images finish
 
     summary = batch_module.run_batch(occluded_folder, out, tmp_path / "masks", pipeline_options={"detector": "classical", "inpainter": "telea"})
     assert (summary.done, summary.skipped, summary.failed) == (2, 1, 0)
@@ -120,7 +123,9 @@ def test_batch_killed_mid_write_resumes_with_nothing_lost_or_half_written(occlud
 def test_batch_cleans_temporary_files_left_by_a_hard_kill(occluded_folder, tmp_path):
     out = tmp_path / "out"
     (out / "sub").mkdir(parents=True)
-    (out / "sub" / ".c.txt.x1y2.part.txt").write_text("half")
+    stale = out / "sub" / ".c.txt.x1y2.part.txt"
+    stale.write_text("half")
+    os.utime(stale, (time.time() - batch_module.STALE_SECONDS - 1,) * 2)
     invoke("batch", occluded_folder, "-o", out, "--masks", tmp_path / "masks", *CLASSICAL)
     assert not [p for p in out.rglob("*") if ".part" in p.name]
 

@@ -214,7 +214,7 @@ def run_batch(
     in_dir, out_dir = Path(in_dir), Path(out_dir)
     if out_dir.resolve() == in_dir.resolve():
         raise InputFileError(f"{out_dir}: the output folder must differ from the input folder")
-    inputs = find_images(in_dir, exclude=out_dir)
+    inputs = find_images(in_dir, exclude=out_dir, documents=True)
     if not inputs:
         raise InputFileError(f"{in_dir}: no images found (looked for PNG, JPEG, TIFF, BMP, WebP, PDF)")
     with _locked(out_dir):
@@ -269,7 +269,7 @@ def _run_locked(in_dir, out_dir, inputs, masks, engine, pipeline_options, on_err
     results_csv = out_dir / "results.csv"
     _write_results(results_csv, rows.values())  # what is done already; a killed run keeps at least these rows
     with (open(results_csv, "a", encoding="utf-8", newline="") as journal,
-          tqdm(total=len(tasks), unit="page", desc="batch", disable=not tasks) as bar):
+          tqdm(total=len(tasks), unit="image", desc="batch", disable=not tasks) as bar):
         for row in engine.map(_process, tasks, _init_worker, pipeline_options or {}):
             rows[row["file"], None if row["page"] is None else row["page"] - 1] = row
             _append_row(journal, row)

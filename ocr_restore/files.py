@@ -379,15 +379,16 @@ def write_text(path: str | Path, text: str) -> None:
         tmp.write_text(text, encoding="utf-8")
 
 
-def find_images(folder: str | Path, exclude: Path | None = None) -> list[Path]:
-    """Image and PDF files under `folder`, recursively and sorted, skipping hidden files and `exclude`."""
+def find_images(folder: str | Path, exclude: Path | None = None, documents: bool = False) -> list[Path]:
+    """Image files (with `documents`, PDFs too) under `folder`, recursively and sorted, skipping hidden files and
+    `exclude`."""
     folder = Path(folder)
     if not folder.is_dir():
         raise InputFileError(f"{folder}: folder not found")
     exclude = exclude.resolve() if exclude else None
-    found = []
+    found, suffixes = [], INPUT_SUFFIXES if documents else IMAGE_SUFFIXES
     for path in sorted(folder.rglob("*")):
-        if path.suffix.lower() not in INPUT_SUFFIXES or path.name.startswith(".") or not path.is_file():
+        if path.suffix.lower() not in suffixes or path.name.startswith(".") or not path.is_file():
             continue
         if exclude and path.resolve().is_relative_to(exclude):
             continue

@@ -120,8 +120,10 @@ def test_writes_are_atomic_and_leave_no_temporary_files(tmp_path, rgb):
 
 
 def test_find_images_recurses_and_skips_the_output_folder(tmp_path, rgb):
-    for name in ("a.png", "sub/b.JPG", "out/c.png", "notes.txt", ".hidden.png"):
+    for name in ("a.png", "sub/b.JPG", "out/c.png", "notes.txt", ".hidden.png", "scan.PDF"):
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / name).write_bytes(b"x")
     found = find_images(tmp_path, exclude=tmp_path / "out")
     assert [p.relative_to(tmp_path).as_posix() for p in found] == ["a.png", "sub/b.JPG"]
+    found = find_images(tmp_path, exclude=tmp_path / "out", documents=True)  # what batch reads
+    assert [p.relative_to(tmp_path).as_posix() for p in found] == ["a.png", "scan.PDF", "sub/b.JPG"]

@@ -40,7 +40,9 @@ __all__ = ["Engine", "Processes", "map_in_workers", "run_batch", "BatchSummary"]
 
 STAGES = ("read", "detect", "inpaint", "ocr")
 SCORES, WHENS = ("cer", "wer", "word_accuracy"), ("before", "after")  # Pipeline's accuracy, when a transcript is found
+SOURCES = ("input", "restored")  # where a word was read (ocr.Word.source): results.csv counts each
 COLUMNS = ["file", "page", "status", "error", "text", *(f"{stage}_s" for stage in STAGES), "detector", "inpainter",
+           *(f"words_{source}" for source in SOURCES),
            *(f"{name}_{when}" for when in WHENS for name in SCORES)]  # results.csv's, fixed: rows are appended
 OUTPUTS = (".restored.png", ".mask.png", ".txt", ".json")  # what Result.write writes, in its order
 LOCK_FILE = ".ocr-restore-batch.lock"
@@ -55,6 +57,8 @@ def result_row(file: str, status: str, error: str = "", record: dict | None = No
            "text": record.get("text", "")}
     row.update({f"{stage}_s": record.get("seconds", {}).get(stage) for stage in STAGES})
     row.update({k: record.get("stages", {}).get(k) for k in ("detector", "inpainter")})
+    if "words" in record:
+        row.update({f"words_{source}": sum(w.get("source") == source for w in record["words"]) for source in SOURCES})
     for when, rates in (record.get("accuracy") or {}).items():
         row.update({f"{name}_{when}": value for name, value in rates.items()})
     return row
@@ -294,7 +298,8 @@ def _write_document(base: Path, pages: int) -> None:
 
 
 def _table(rows) -> pd.DataFrame:
-    return pd.DataFrame(list(rows), columns=COLUMNS).astype({"page": "Int64"})  # 1, or empty for an image
+    counts = {name: "Int64" for name in ("page", *(f"words_{source}" for source in SOURCES))}
+    return pd.DataFrame(list(rows), columns=COLUMNS).astype(counts)  # whole numbers, or empty (an image's page)
 
 
 def _write_results(results_csv: Path, rows) -> None:

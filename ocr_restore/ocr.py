@@ -55,6 +55,14 @@ class Word:
     confidence: float  # Tesseract's 0-100
     box: tuple[int, int, int, int]  # x0, y0, x1, y1 in the input image's pixels
     line: int = 0  # index of its line in OcrResult.text
+    source: str = "input"  # read on the unrestored input, or on the "restored" image
+    hidden: float = 0.0  # the share of its box under the mask
+
+    def read_on(self, source: str, mask: np.ndarray) -> "Word":
+        """This word, read on `source`, with the share of its box that `mask` (the holes) covers."""
+        x0, y0, x1, y1 = (max(0, v) for v in self.box)
+        under = mask[y0:y1, x0:x1]
+        return replace(self, source=source, hidden=round(float(under.mean()), 4) if under.size else 0.0)
 
 
 @dataclass
@@ -68,6 +76,10 @@ class OcrResult:
         """The reading of these lines of words, each word numbered with its line."""
         words = [replace(w, line=i) for i, line in enumerate(lines) for w in line]
         return cls("\n".join(" ".join(w.text for w in line) for line in lines), words, psm)
+
+    def read_on(self, source: str, mask: np.ndarray) -> "OcrResult":
+        """This reading with each word's provenance (`Word.read_on`)."""
+        return replace(self, words=[w.read_on(source, mask) for w in self.words])
 
     def lines(self) -> list[list[Word]]:
         """The words of each line of `text`, in order."""

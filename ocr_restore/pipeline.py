@@ -164,8 +164,9 @@ class Pipeline:
         readings = recognise_all([restored, image] if read_input else [restored], self.lang, self.psm,
                                  processes=torch.get_num_threads())
         seconds = {**restoration.seconds, "ocr": time.perf_counter() - start}
-        ocr = own = readings[0]
-        input_ocr = readings[1] if read_input else (None if mask.any() else ocr)
+        # without holes the restored image is the input: its words are the input's reading
+        ocr = own = readings[0].read_on("restored" if mask.any() else "input", mask)
+        input_ocr = readings[1].read_on("input", mask) if read_input else (None if mask.any() else ocr)
         words_from_input = 0
         if read_input and reading == "confident":
             ocr, words_from_input = more_confident(ocr, input_ocr, mask=mask)

@@ -90,6 +90,10 @@ def test_batch_writes_mirrored_tree_and_results(occluded_folder, tmp_path):
     assert list(table["file"]) == ["a.png", "b.png", "sub/c.png"]
     assert (table["status"] == "ok").all()
     assert {"read_s", "detect_s", "inpaint_s", "ocr_s", "cer_before", "cer_after"} <= set(table.columns)
+    for row in table.itertuples():  # the words read where, as the JSON has them
+        words = json.loads((out / row.file).with_suffix(".json").read_text())["words"]
+        assert (row.words_input, row.words_restored) == tuple(sum(w["source"] == s for w in words)
+                                                              for s in ("input", "restored"))
     assert tree_digest(occluded_folder) == before  # the input folder is never modified
 
     again = invoke("batch", occluded_folder, "-o", out, "--masks", tmp_path / "masks", *CLASSICAL)

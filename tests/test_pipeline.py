@@ -56,3 +56,27 @@ def test_words_away_from_the_holes_read_as_tesseract_alone_reads_them():
         return [(w.text, w.box) for w in words if not mask[w.box[1]:w.box[3], w.box[0]:w.box[2]].any()]
 
     assert away(result.words) == away(alone.words) and len(away(alone.words)) >= 4
+
+
+def test_each_word_says_where_it_was_read_and_how_much_of_it_was_hidden():
+    clear, covered = render_line("Receipt total"), render_line("9.99 paid")
+    image = np.concatenate([clear, covered], axis=1)  # the same height: no descenders
+    mask = np.zeros(image.shape[:2], bool)
+    mask[covered.shape[0] // 2 - 3:covered.shape[0] // 2 + 3, clear.shape[1]:] = True  # a stroke over "9.99 paid"
+    image[mask] = (200, 30, 30)
+    for reading in ("confident", "restored"):
+        words = Pipeline("classical", "telea", reading=reading)(image, mask).words
+        for word in words:
+            x0, y0, x1, y1 = word.box
+            assert word.hidden == pytest.approx(mask[y0:y1, x0:x1].mean(), abs=1e-4)
+        clear = [w for w in words if w.hidden == 0]
+        assert [w.text for w in clear] == ["Receipt", "total"]
+        # away from the holes a word is the input's as Tesseract alone reads it; the restored reading's otherwise
+        assert {w.source for w in clear} == {"input" if reading == "confident" else "restored"}
+        assert {w.source for w in words if w.hidden > 0} <= {"input", "restored"}
+
+
+def test_without_holes_every_word_is_the_inputs():
+    image = render_line("Nothing covers this line")
+    words = Pipeline("classical", "telea")(image, np.zeros(image.shape[:2], bool)).words
+    assert words and all(w.source == "input" and w.hidden == 0 for w in words)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Iterator
 
 import dask
-from distributed import Client, LocalCluster, WorkerPlugin, as_completed
+from distributed import Client, KilledWorker, LocalCluster, WorkerPlugin, as_completed
 
 from .batch import set_up_worker
 from .errors import OcrRestoreError
@@ -116,9 +116,12 @@ def _as_finished(client: Client, function, tasks: list) -> Iterator:
         task = task_of.pop(future.key)
         try:
             row = future.result()
-        except Exception as e:  # it killed each worker that ran it (a native crash, say): one error row
-            row = task.row("error", f"{task.path}: its worker died each time it ran ({type(e).__name__}: {e}); "
-                                    f"run `ocr-restore {task.path}` alone to see why")
+        except KilledWorker as e:  # it killed each worker that ran it (a native crash, say): one error row
+            row = task.row("error", f"{task.path}: its worker died each time it ran ({e}); run "
+                                    f"`ocr-restore {task.path}` alone to see why")
+        except Exception as e:  # the cluster lost it: the rerun does it
+            row = task.row("error", f"{task.path}: the cluster lost it ({type(e).__name__}: {e}); run the batch "
+                                    "again to do it")
         future.release()
         for task in itertools.islice(pending, 1):
             finished.add(submit(task))

@@ -33,7 +33,7 @@ from tqdm import tqdm
 
 from .errors import InputFileError, OcrRestoreError, OutputError
 from .choices import DPI
-from .files import atomic_path, document_text, find_images, page_count, page_stem, write_text
+from .files import atomic_path, document_text, find_images, page_stem, pages, write_text
 from .pipeline import Pipeline
 
 __all__ = ["Engine", "Processes", "map_in_workers", "run_batch", "BatchSummary"]
@@ -251,16 +251,16 @@ def _run_locked(in_dir, out_dir, inputs, masks, engine, pipeline_options, on_err
                 raise InputFileError(f"{path}: its outputs would overwrite those of {in_dir / claimed[stem]}, "
                                      f"{out_dir / stem}.*; rename one of the two")
             claimed[stem] = relative
-            pages = page_count(path)
+            to_read = pages(path)
         except OcrRestoreError as e:  # and an encrypted or broken PDF: one error row, as a broken image
             rows[str(relative), None] = result_row(str(relative), "error", str(e))
             on_error(f"ocr-restore: {e}")
             failed += 1
             continue
-        if pages is not None:
-            documents[stem] = pages
-        for page in [None] if pages is None else range(pages):
-            name = stem if page is None else stem.with_name(page_stem(stem.name, page))
+        if to_read != [None]:
+            documents[stem] = len(to_read)
+        for page in to_read:
+            name = stem.with_name(page_stem(stem.name, page))
             base = out_dir / name
             task = _Task(path, str(relative), base, masks / f"{name}.png" if masks else None, page, dpi)
             record = _done_record(base.with_name(base.name + ".json"))
@@ -283,16 +283,16 @@ def _run_locked(in_dir, out_dir, inputs, masks, engine, pipeline_options, on_err
             bar.update()
             bar.set_postfix(errors=failed)
     _remove_temporaries(out_dir)  # and those a worker killed during this (long) run left, once stale
-    for stem, pages in documents.items():
-        _write_document(out_dir / stem, pages)
+    for stem, count in documents.items():
+        _write_document(out_dir / stem, count)
     order = {str(path.relative_to(in_dir)): i for i, path in enumerate(inputs)}
     _write_results(results_csv, [rows[key] for key in sorted(rows, key=lambda k: (order[k[0]], k[1] or 0))])
     return BatchSummary(sum(row["status"] == "ok" for row in rows.values()) - skipped, skipped, failed, results_csv)
 
 
-def _write_document(base: Path, pages: int) -> None:
+def _write_document(base: Path, count: int) -> None:
     """`<base>.txt`, a document's text, once every page is done: the pages' texts, a form feed between them."""
-    records = [_done_record(base.with_name(f"{page_stem(base.name, page)}.json")) for page in range(pages)]
+    records = [_done_record(base.with_name(f"{page_stem(base.name, page)}.json")) for page in range(count)]
     if all(records):
         write_text(base.with_name(base.name + ".txt"), document_text([record["text"] for record in records]))
 

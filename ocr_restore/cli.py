@@ -110,7 +110,7 @@ def run(images, mask, out, gt, as_json, dpi, detector, inpainter, lang, psm, wei
 
     A document's pages are written as <stem>.p0001.txt and so on, and its whole text as <stem>.txt.
     """
-    from .files import document_text, page_count, page_stem, write_text
+    from .files import document_text, page_stem, pages, write_text
     from .pipeline import Pipeline
 
     if mask is not None and len(images) > 1:
@@ -119,22 +119,22 @@ def run(images, mask, out, gt, as_json, dpi, detector, inpainter, lang, psm, wei
     records, failed = [], 0
     for path in images:
         try:
-            pages = page_count(path)
-            if pages is not None and mask is not None:
-                raise InputFileError(f"{mask}: --mask applies to one image, but {path} has {pages} pages; give "
-                                     "each page's mask to `batch --masks`")
+            to_read = pages(path)
+            document = to_read != [None]
+            if document and mask is not None:
+                raise InputFileError(f"{mask}: --mask applies to one image, but {path} has {len(to_read)} pages; "
+                                     "give each page's mask to `batch --masks`")
             texts = []
-            for page in [None] if pages is None else range(pages):
-                name = path.stem if page is None else page_stem(path.stem, page)
+            for page in to_read:
                 result = pipeline.run_file(path, mask, gt, page, dpi)
                 texts.append(result.text)
                 if out is not None:
-                    result.write(out / name)
-                records.append({"file": str(path), **({} if page is None else {"page": page + 1}), **result.to_json()})
+                    result.write(out / page_stem(path.stem, page))
+                records.append({"file": str(path), **({"page": page + 1} if document else {}), **result.to_json()})
                 if not as_json:
-                    _print_result(result, f"{path}" if page is None else f"{path} page {page + 1}",
-                                  header=len(images) > 1 or pages is not None)
-            if pages is not None and out is not None:
+                    _print_result(result, f"{path} page {page + 1}" if document else f"{path}",
+                                  header=len(images) > 1 or document)
+            if document and out is not None:
                 write_text(out / f"{path.stem}.txt", document_text(texts))
         except OcrRestoreError as e:
             if len(images) == 1:

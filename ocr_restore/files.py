@@ -23,9 +23,11 @@ __all__ = [
     "IMAGE_SUFFIXES",
     "INPUT_SUFFIXES",
     "read_image",
+    "as_rgb",
     "page_count",
     "read_page",
     "page_stem",
+    "pages",
     "document_text",
     "read_mask",
     "as_mask",
@@ -141,10 +143,11 @@ def read_image(path: str | Path) -> np.ndarray:
     scan has paper behind it); palette, grayscale, CMYK and 16-bit images are
     converted, strip by strip: a 600 Mpx page takes its decoded self and the array.
     """
-    return _as_rgb(_open(Path(path)), Path(path))
+    return as_rgb(_open(Path(path)), Path(path))
 
 
-def _as_rgb(image: Image.Image, path: Path) -> np.ndarray:
+def as_rgb(image: Image.Image, path: str | Path) -> np.ndarray:
+    """A decoded image as uint8 HxWx3 RGB, as `read_image` gives it; errors name `path`."""
     try:
         ImageOps.exif_transpose(image, in_place=True)
     except Exception:  # a broken EXIF block should not cost the user their image
@@ -178,7 +181,7 @@ def read_page(path: str | Path, index: int, dpi: int = DPI) -> np.ndarray:
     """Page `index` (from 0) of a document as uint8 HxWx3 RGB; a PDF's rasterised at `dpi`."""
     path = Path(path)
     if path.suffix.lower() != ".pdf":
-        return _as_rgb(_open(path, frame=index), path)
+        return as_rgb(_open(path, frame=index), path)
     with _pdf(path) as pdf:
         page = pdf[index]
         width, height = (round(side * dpi / 72) for side in page.get_size())  # PDF sizes are in points
@@ -220,9 +223,16 @@ def document_text(pages: list[str]) -> str:
     return "\n\f".join(pages) + "\n"
 
 
-def page_stem(stem: str, index: int) -> str:
-    """The outputs' stem of a document's page `index` (from 0): scan.p0001 for the first page of scan.pdf."""
-    return f"{stem}.p{index + 1:04d}"
+def page_stem(stem: str, index: int | None) -> str:
+    """The outputs' stem of a document's page `index` (from 0): scan.p0001 for the first page of scan.pdf;
+    `stem` itself for an image (None)."""
+    return stem if index is None else f"{stem}.p{index + 1:04d}"
+
+
+def pages(path: str | Path) -> list[int | None]:
+    """What to read of `path`: each page of a document (`page_count`), or [None], the one image."""
+    count = page_count(path)
+    return [None] if count is None else list(range(count))
 
 
 def read_mask(path: str | Path, shape: tuple[int, int] | None = None) -> np.ndarray:

@@ -12,13 +12,13 @@ pipeline once.
 import threading
 import types
 
-import numpy as np
 from ocrmypdf import hookimpl
 from ocrmypdf.builtin_plugins import tesseract_ocr
 from ocrmypdf.exceptions import BadArgsError
 from PIL import Image
 
 from .choices import DETECTORS, INPAINTERS
+from .files import as_rgb
 
 _pipelines = {}  # (detector, inpainter): this process's Pipeline
 _lock = threading.Lock()  # OCRmyPDF may run pages in threads (--use-threads)
@@ -69,7 +69,8 @@ def _pipeline(options):
 
 def _restore(options, image: Image.Image) -> Image.Image:
     """The restored page, with the input's `info` (OCRmyPDF reads its dpi)."""
-    restored = Image.fromarray(_pipeline(options).restore(np.asarray(image.convert("RGB"))).restored)
+    page = as_rgb(image, getattr(image, "filename", "") or "the OCRmyPDF page")  # its errors name the file
+    restored = Image.fromarray(_pipeline(options).restore(page).restored)
     restored.info = dict(image.info)
     return restored
 

@@ -199,8 +199,7 @@ class Pipeline:
         start = time.perf_counter()
         image = read_image(path) if page is None else read_page(path, page, dpi)
         mask = read_mask(mask_path, image.shape[:2]) if mask_path is not None else None
-        named = path if page is None else path.with_name(page_stem(path.stem, page) + path.suffix)
-        transcript = find_transcript(named, gt)
+        transcript = find_transcript(path.with_name(page_stem(path.stem, page) + path.suffix), gt)
         read_seconds = time.perf_counter() - start
         try:
             result = self(image, mask, transcript)

@@ -34,6 +34,7 @@ from tqdm import tqdm
 from .errors import InputFileError, OcrRestoreError, OutputError
 from .choices import DPI
 from .files import atomic_path, document_text, find_images, page_stem, pages, write_text
+from .formats import SUFFIXES, write_formats
 from .pipeline import Pipeline
 
 __all__ = ["Engine", "Processes", "map_in_workers", "run_batch", "BatchSummary"]
@@ -41,7 +42,7 @@ __all__ = ["Engine", "Processes", "map_in_workers", "run_batch", "BatchSummary"]
 STAGES = ("read", "detect", "inpaint", "ocr")
 SCORES, WHENS = ("cer", "wer", "word_accuracy"), ("before", "after")  # Pipeline's accuracy, when a transcript is found
 SOURCES = ("input", "restored")  # where a word was read (ocr.Word.source): results.csv counts each
-COLUMNS = ["file", "page", "status", "error", "text", *(f"{stage}_s" for stage in STAGES), "detector", "inpainter",
+COLUMNS = ["file", "page", "status", "error", "text", *(f"{stage}_s" for stage in STAGES), "detector", "inpainter", "ocr",
            *(f"words_{source}" for source in SOURCES),
            *(f"{name}_{when}" for when in WHENS for name in SCORES)]  # results.csv's, fixed: rows are appended
 OUTPUTS = (".restored.png", ".mask.png", ".txt", ".json")  # what Result.write writes, in its order
@@ -56,7 +57,7 @@ def result_row(file: str, status: str, error: str = "", record: dict | None = No
     row = {"file": file, "page": None if page is None else page + 1, "status": status, "error": error,
            "text": record.get("text", "")}
     row.update({f"{stage}_s": record.get("seconds", {}).get(stage) for stage in STAGES})
-    row.update({k: record.get("stages", {}).get(k) for k in ("detector", "inpainter")})
+    row.update({k: record.get("stages", {}).get(k) for k in ("detector", "inpainter", "ocr")})
     if "words" in record:
         row.update({f"words_{source}": sum(w.get("source") == source for w in record["words"]) for source in SOURCES})
     for when, rates in (record.get("accuracy") or {}).items():
@@ -79,6 +80,15 @@ class _Task:
     mask: Path | None
     page: int | None = None  # a document's page, from 0
     dpi: int = DPI
+    formats: tuple[str, ...] = ()  # hOCR, ALTO: formats.FORMATS
+
+    def add_formats(self, record: dict) -> None:
+        """Those of `formats` a done output lacks, from its JSON `record`."""
+        missing = tuple(name for name in self.formats if not self.base.with_name(self.base.name + SUFFIXES[name]).exists())
+        try:
+            write_formats(self.base, record, missing, self.path.name, self.page)
+        except OSError as e:
+            raise OutputError(f"{self.base}: cannot be written ({e.strerror or e}); free space and run again") from None
 
     def row(self, status: str, error: str = "", record: dict | None = None) -> dict:
         return result_row(self.relative, status, error, record, self.page)
@@ -145,10 +155,10 @@ def _process(task: _Task) -> dict:
     except Exception as e:  # a bug on one file must not cost the user the rest of the batch
         return task.row("error", f"{task.path}: {type(e).__name__}: {e}\n{traceback.format_exc()}")
     try:
-        result.write(task.base)
+        result.write(task.base, task.formats, task.path.name, task.page)
     except Exception as e:
         # each file is whole (atomic), but a set without its .json would be half an output: none is kept
-        for suffix in OUTPUTS:
+        for suffix in (*OUTPUTS, *(SUFFIXES[name] for name in task.formats)):
             task.base.with_name(task.base.name + suffix).unlink(missing_ok=True)
         return task.row("error", f"{task.path}: its outputs could not be written, none was kept ({e}); free "
                                  f"space under {task.base.parent} and run the batch again")
@@ -207,8 +217,10 @@ def run_batch(
     pipeline_options: dict | None = None,
     on_error=lambda message: tqdm.write(message, file=sys.stderr),
     dpi: int = DPI,
+    formats: tuple[str, ...] = (),
 ) -> BatchSummary:
     """Process every image under `in_dir` into `out_dir` on `engine`, skipping inputs already done; write results.csv.
+    Each output also gets the `formats` asked for (hOCR, ALTO); one done before without them gets them now.
 
     A document (a PDF, rasterised at `dpi`, or a multi-page TIFF) is a page per task and a row per page:
     `scan.p0001.*` for each, then `scan.txt` for the whole once every page is done.
@@ -222,7 +234,7 @@ def run_batch(
     if not inputs:
         raise InputFileError(f"{in_dir}: no images found (looked for PNG, JPEG, TIFF, BMP, WebP, PDF)")
     with _locked(out_dir):
-        return _run_locked(in_dir, out_dir, inputs, masks, engine, pipeline_options, on_error, dpi)
+        return _run_locked(in_dir, out_dir, inputs, masks, engine, pipeline_options, on_error, dpi, tuple(formats))
 
 
 def _remove_temporaries(out_dir: Path) -> None:
@@ -238,7 +250,7 @@ def _remove_temporaries(out_dir: Path) -> None:
                 part.unlink()
 
 
-def _run_locked(in_dir, out_dir, inputs, masks, engine, pipeline_options, on_error, dpi) -> BatchSummary:
+def _run_locked(in_dir, out_dir, inputs, masks, engine, pipeline_options, on_error, dpi, formats) -> BatchSummary:
     """run_batch's work, under the output folder's lock."""
     _remove_temporaries(out_dir)
     rows, tasks, documents, failed = {}, [], {}, 0  # rows by (file, page); documents: pages by output stem
@@ -262,11 +274,12 @@ def _run_locked(in_dir, out_dir, inputs, masks, engine, pipeline_options, on_err
         for page in to_read:
             name = stem.with_name(page_stem(stem.name, page))
             base = out_dir / name
-            task = _Task(path, str(relative), base, masks / f"{name}.png" if masks else None, page, dpi)
+            task = _Task(path, str(relative), base, masks / f"{name}.png" if masks else None, page, dpi, formats)
             record = _done_record(base.with_name(base.name + ".json"))
             if record is None:
                 tasks.append(task)
             else:
+                task.add_formats(record)  # from the record: nothing is read again
                 rows[str(relative), page] = task.row("ok", record=record)
 
     skipped = sum(row["status"] == "ok" for row in rows.values())

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import click
 
-from .choices import DETECTORS, DPI, INPAINTERS, READINGS
+from .choices import DETECTORS, DPI, FORMATS, INPAINTERS, OCR_ENGINES, READINGS
 from .errors import InputFileError, MissingDependencyError, OcrRestoreError
 
 __all__ = ["main"]
@@ -44,9 +44,28 @@ class DefaultGroup(click.Group):
             ctx.exit(e.exit_code)
 
 
-def _pipeline_options(detector, inpainter, lang, psm, weights=(), reading="confident") -> dict:
+def _pipeline_options(detector, inpainter, lang, psm, weights=(), reading="confident", ocr="tesseract") -> dict:
     return {"detector": detector, "inpainter": inpainter, "lang": lang, "psm": psm, "weights": tuple(weights),
-            "reading": reading}
+            "reading": reading, "ocr": ocr}
+
+
+def _engines(ctx, param, value: str) -> tuple[str, ...]:
+    """--ocr: engine names, comma-separated; each once, each one of OCR_ENGINES."""
+    engines = tuple(name.strip() for name in value.split(","))
+    unknown = [name for name in engines if name not in OCR_ENGINES]
+    if unknown or len(set(engines)) < len(engines):
+        raise click.BadParameter(f"{value!r}: give {' or '.join(OCR_ENGINES)}, or for bench both, comma-separated")
+    return engines
+
+
+def _checked_engines(engines: tuple[str, ...], lang: str, several: bool = False) -> tuple[str, ...]:
+    """The engines, if they go with --lang and there is one where only one is read with."""
+    if len(engines) > 1 and not several:
+        raise click.UsageError("--ocr takes one engine here; `ocr-restore bench --ocr tesseract,rapidocr` compares them")
+    if "rapidocr" in engines and lang != "eng":
+        raise click.UsageError(f"--lang {lang}: rapidocr reads with PP-OCRv4's one Latin and Chinese model; "
+                               "--lang is Tesseract's")
+    return engines
 
 
 def _options(*options):
@@ -67,7 +86,11 @@ pipeline_options = _options(  # shared by every command that runs the pipeline
         help="Hole filler; auto = the shipped PConv U-Net (OpenCV Telea, with a warning, if its weights are missing)."),
     click.option("--lang", default="eng", show_default=True, help="Tesseract language(s), e.g. eng+deu."),
     click.option("--psm", type=click.IntRange(0, 13), default=None,
-        help="Tesseract page segmentation mode [default: 7 for one line, 6 for a block, 3 for a page]."),
+        help="Tesseract page segmentation mode [default: 7 for one line, 6 for a block, 3 for a page]; rapidocr "
+             "reads the image as one line at 7, 8 and 13, and detects its lines at any other."),
+    click.option("--ocr", default="tesseract", show_default=True, callback=_engines, metavar="tesseract|rapidocr",
+        help="OCR engine: tesseract, or rapidocr (PP-OCRv4 on onnxruntime: photos of receipts and signs; needs "
+             "`make setup` or pip install 'ocr-restore[rapidocr]'). bench reads with several, comma-separated."),
     click.option("--weights", multiple=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
         help="A detector or PConv weights file to use instead of the shipped one (repeatable; each file names its model)."),
     click.option("-v", "--verbose", is_flag=True, help="Show tracebacks on errors."),
@@ -76,9 +99,21 @@ pipeline_options = _options(  # shared by every command that runs the pipeline
 
 dpi_option = click.option("--dpi", type=click.IntRange(36, 1200), default=DPI, show_default=True,
                           help="Resolution PDF pages are rasterised at.")
+def _formats(ctx, param, values) -> tuple[str, ...]:
+    names = tuple(dict.fromkeys(name.strip() for value in values for name in value.split(",")))
+    unknown = [name for name in names if name not in FORMATS]
+    if unknown:
+        raise click.BadParameter(f"{', '.join(unknown)}: choose among {', '.join(FORMATS)}")
+    return names
+
+
+format_option = click.option(  # run and batch
+    "--format", "formats", multiple=True, callback=_formats, metavar="hocr,alto",
+    help="Also write <stem>.hocr (hOCR 1.2) and/or <stem>.alto.xml (ALTO 4) beside .txt and .json: word boxes, "
+         "confidences and provenance (x_source, x_hidden; ALTO PROCESSINGREFS).")
 reading_option = click.option(  # run and batch; bench reports both readings
     "--reading", type=click.Choice(READINGS), default="confident", show_default=True,
-    help="confident: also read the input and keep, word by word, the reading Tesseract is clearly more "
+    help="confident: also read the input and keep, word by word, the reading the OCR is clearly more "
          "confident of; restored: read the restored image only (half the OCR work).")
 
 
@@ -102,10 +137,11 @@ def main():
 @click.option("--gt", type=click.Path(path_type=Path),
               help="Transcript (plain text, or a name<TAB>text TSV) to score against; default <stem>.gt.txt beside the image.")
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
+@format_option
 @dpi_option
 @pipeline_options
 @reading_option
-def run(images, mask, out, gt, as_json, dpi, detector, inpainter, lang, psm, weights, reading, verbose):
+def run(images, mask, out, gt, as_json, formats, dpi, detector, inpainter, lang, psm, ocr, weights, reading, verbose):
     """Restore and read IMAGES (PDFs and multi-page TIFFs page by page), printing the recognised text.
 
     A document's pages are written as <stem>.p0001.txt and so on, and its whole text as <stem>.txt.
@@ -115,7 +151,10 @@ def run(images, mask, out, gt, as_json, dpi, detector, inpainter, lang, psm, wei
 
     if mask is not None and len(images) > 1:
         raise InputFileError(f"{mask}: --mask applies to one image, but {len(images)} were given")
-    pipeline = Pipeline(**_pipeline_options(detector, inpainter, lang, psm, weights, reading))
+    if formats and out is None:
+        raise click.UsageError("--format writes files beside the other outputs: give -o DIR too")
+    pipeline = Pipeline(**_pipeline_options(detector, inpainter, lang, psm, weights, reading,
+                                            _checked_engines(ocr, lang)[0]))
     records, failed = [], 0
     for path in images:
         try:
@@ -129,7 +168,7 @@ def run(images, mask, out, gt, as_json, dpi, detector, inpainter, lang, psm, wei
                 result = pipeline.run_file(path, mask, gt, page, dpi)
                 texts.append(result.text)
                 if out is not None:
-                    result.write(out / page_stem(path.stem, page))
+                    result.write(out / page_stem(path.stem, page), formats, path.name, page)
                 records.append({"file": str(path), **({"page": page + 1} if document else {}), **result.to_json()})
                 if not as_json:
                     _print_result(result, f"{path} page {page + 1}" if document else f"{path}",
@@ -174,11 +213,12 @@ def _print_result(result, label: str, header: bool) -> None:
               help="Run on a Dask cluster instead: a scheduler's address (tcp://host:8786), or local[:N] for N "
                    "processes here. IN_DIR and OUT_DIR must be paths every worker reaches. Needs "
                    "pip install 'ocr-restore[dask]'.")
+@format_option
 @dpi_option
 @pipeline_options
 @reading_option
-def batch(in_dir, out_dir, masks, workers, dask_address, dpi, detector, inpainter, lang, psm, weights, reading,
-          verbose):
+def batch(in_dir, out_dir, masks, workers, dask_address, formats, dpi, detector, inpainter, lang, psm, ocr, weights,
+          reading, verbose):
     """Restore and read every image and PDF under IN_DIR, a PDF or multi-page TIFF page by page; rerun to resume.
 
     Page 1 of a/scan.pdf is written as OUT_DIR/a/scan.p0001.*, its mask read from MASKS/a/scan.p0001.png,
@@ -196,8 +236,8 @@ def batch(in_dir, out_dir, masks, workers, dask_address, dpi, detector, inpainte
         except ImportError as e:
             raise MissingDependencyError(f"--dask needs Dask distributed ({e}): pip install 'ocr-restore[dask]'") from None
         engine = DaskCluster(dask_address)
-    summary = run_batch(in_dir, out_dir, masks, engine, _pipeline_options(detector, inpainter, lang, psm, weights, reading),
-                        dpi=dpi)
+    options = _pipeline_options(detector, inpainter, lang, psm, weights, reading, _checked_engines(ocr, lang)[0])
+    summary = run_batch(in_dir, out_dir, masks, engine, options, dpi=dpi, formats=formats)
     click.echo(f"{summary.done} done, {summary.skipped} already done, {summary.failed} failed; see {summary.results}")
     if summary.failed:
         sys.exit(1)
@@ -220,17 +260,20 @@ def batch(in_dir, out_dir, masks, workers, dask_address, dpi, detector, inpainte
 @click.option("--ignore-case", is_flag=True, help="Score case-insensitively.")
 @click.option("--alnum", "alnum_only", is_flag=True, help="Score letters and digits only (scene text).")
 @click.option("--examples", type=click.IntRange(1), default=8, show_default=True, help="Rows in examples.png.")
+@dpi_option
 @pipeline_options
 def bench(in_dir, gt, report_dir, masks, clean, recoverable, workers, ignore_case, alnum_only, examples,
-          detector, inpainter, lang, psm, weights, verbose):
-    """OCR accuracy on occluded, restored, Telea, Navier-Stokes, recoverable and clean images.
+          dpi, detector, inpainter, lang, psm, ocr, weights, verbose):
+    """OCR accuracy on occluded, restored, Telea, Navier-Stokes, recoverable and clean images (PDFs and multi-page
+    TIFFs page by page: the first page's transcript is <stem>.p0001.gt.txt), with each --ocr engine.
 
     "confident" is the restored reading with the occluded one's more confident words, as `run` reads by default.
     """
     from .evaluate.ocr import run_bench
 
     summary = run_bench(in_dir, report_dir, gt, masks, clean, recoverable, workers, ignore_case, alnum_only,
-                        _pipeline_options(detector, inpainter, lang, psm, weights), examples)
+                        _pipeline_options(detector, inpainter, lang, psm, weights), examples,
+                        engines=_checked_engines(ocr, lang, several=True), dpi=dpi)
     click.echo(summary.to_string(float_format=lambda v: f"{v:.4f}"))
     click.echo(f"report: {report_dir / 'report.md'}")
 

@@ -1,4 +1,4 @@
-"""The OCR stage: the only module that runs Tesseract.
+"""The OCR stage: the only module that runs Tesseract, and the interface every OCR engine has (`Engine`).
 
 Tesseract reads best with an x-height of 20-30 px and a margin of background
 around the text, so small crops are upscaled and every image is padded with its
@@ -23,6 +23,7 @@ import signal
 import subprocess
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
+from typing import Protocol
 
 import cv2
 import numpy as np
@@ -31,7 +32,8 @@ import pytesseract
 from .errors import MissingDependencyError, OcrError
 from .textscale import estimate_text_height
 
-__all__ = ["Word", "OcrResult", "check_tesseract", "recognise", "recognise_all", "more_confident", "tesseract_version"]
+__all__ = ["Word", "OcrResult", "Engine", "Tesseract", "build_engine", "check_tesseract", "recognise", "recognise_all",
+           "more_confident", "tesseract_version"]
 
 MIN_EM = 40  # em size (px) below which images are upscaled: Tesseract's LSTM wants x-height >= ~20 px
 MAX_UPSCALE = 6.0
@@ -52,7 +54,7 @@ A4_PIXELS = 2480 * 3508
 @dataclass
 class Word:
     text: str
-    confidence: float  # Tesseract's 0-100
+    confidence: float  # 0-100, Tesseract's scale
     box: tuple[int, int, int, int]  # x0, y0, x1, y1 in the input image's pixels
     line: int = 0  # index of its line in OcrResult.text
     source: str = "input"  # read on the unrestored input, or on the "restored" image
@@ -69,7 +71,7 @@ class Word:
 class OcrResult:
     text: str  # lines joined by '\n', words by ' '
     words: list[Word] = field(default_factory=list)
-    psm: int = 3
+    psm: int = 3  # Tesseract's page segmentation mode, or the layout another engine chose in its terms
 
     @classmethod
     def from_lines(cls, lines: list[list[Word]], psm: int) -> "OcrResult":
@@ -319,3 +321,49 @@ def recognise(image: np.ndarray, lang: str = "eng", psm: int | None = None, time
         raise OcrError(f"Tesseract's output is not the TSV it writes ({type(e).__name__}: {e}); "
                        f"is {shutil.which(pytesseract.pytesseract.tesseract_cmd)} Tesseract 4 or later?") from e
     return OcrResult.from_lines(list(lines.values()), psm)
+
+
+class Engine(Protocol):
+    """An OCR engine: reads RGB uint8 images into OcrResults with word boxes and 0-100 confidences."""
+
+    name: str
+    margin: float  # the confident reading's: points by which the input's word must be surer (negative: less sure)
+
+    def read_all(self, images: list[np.ndarray], processes: int = 1) -> list[OcrResult]:
+        """Each image's reading, in order, using up to `processes` cores."""
+
+    def describe(self, result: OcrResult) -> str:
+        """The engine, its version and settings, as the `stages` of a result name them."""
+
+
+@dataclass(frozen=True)
+class Tesseract:
+    """Tesseract behind the `Engine` interface: `recognise` with this language and page segmentation mode."""
+
+    lang: str = "eng"
+    psm: int | None = None
+    name: str = field(default="tesseract", init=False)
+    margin: float = field(default=CONFIDENCE_MARGIN, init=False)
+
+    def __post_init__(self):
+        check_tesseract(self.lang)
+
+    def read_all(self, images: list[np.ndarray], processes: int = 1) -> list[OcrResult]:
+        return recognise_all(images, self.lang, self.psm, processes)
+
+    def describe(self, result: OcrResult) -> str:
+        return f"tesseract {tesseract_version()} lang={self.lang} psm={result.psm}"
+
+
+def build_engine(name: str, lang: str = "eng", psm: int | None = None, threads: int = 1) -> Engine:
+    """The engine called `name` (choices.OCR_ENGINES); `threads` is what an engine that keeps a thread pool gets."""
+    if name == "tesseract":
+        return Tesseract(lang, psm)
+    if name == "rapidocr":
+        from .rapidocr import RapidOcr  # onnxruntime loads only when asked for
+
+        if lang != "eng":
+            raise ValueError(f"--lang {lang}: rapidocr reads with PP-OCRv4's one Chinese and Latin model; "
+                             "--lang is for Tesseract")
+        return RapidOcr(psm, threads)
+    raise ValueError(f"unknown OCR engine {name!r}; choose one of tesseract, rapidocr")

@@ -29,9 +29,10 @@ from .choices import AUTO_STAGES, DPI, READINGS
 from .errors import ModelError, OcrError
 from .files import (as_mask, check_memory, find_transcript, page_stem, read_image, read_mask, read_page,
                     write_image, write_mask, write_text)
+from .formats import write_formats
 from .metrics import Score, score
 from .nn.weights import read_metadata
-from .ocr import Word, check_tesseract, more_confident, recognise_all, tesseract_version
+from .ocr import Engine, Word, build_engine, more_confident
 from .textscale import estimate_text_height
 
 __all__ = ["Restoration", "Result", "Pipeline"]
@@ -69,14 +70,18 @@ class Result:
     def to_json(self) -> dict:
         out = {k: v for k, v in asdict(self).items() if k not in ("mask", "restored", "restored_text")}
         out["occluded_fraction"] = float(self.mask.mean())
+        out["size"] = [self.mask.shape[1], self.mask.shape[0]]  # width, height
         return out
 
-    def write(self, base: Path) -> None:
-        """Write `<base>.restored.png`, `.mask.png`, `.txt` and, last, `.json`: the JSON marks the image done."""
+    def write(self, base: Path, formats: tuple[str, ...] = (), image_name: str = "", page: int | None = None) -> None:
+        """Write `<base>.restored.png`, `.mask.png`, `.txt`, each of `formats` ("hocr": `.hocr`, "alto":
+        `.alto.xml`, naming the input `image_name` and its `page`) and, last, `.json`: the JSON marks it done."""
         write_image(base.with_name(base.name + ".restored.png"), self.restored)
         write_mask(base.with_name(base.name + ".mask.png"), self.mask)
         write_text(base.with_name(base.name + ".txt"), self.text + "\n")
-        write_text(base.with_name(base.name + ".json"), json.dumps(self.to_json(), indent=2) + "\n")
+        record = self.to_json()
+        write_formats(base, record, formats, image_name, page)
+        write_text(base.with_name(base.name + ".json"), json.dumps(record, indent=2) + "\n")
 
 
 def _rates(s: Score) -> dict[str, float]:
@@ -115,22 +120,23 @@ def _stages_of(weights: tuple[Path, ...]) -> dict[str, Path]:
 
 
 class Pipeline:
-    """Detector, inpainter and Tesseract, composed once and applied to many images.
+    """Detector, inpainter and OCR engine, composed once and applied to many images.
 
     The defaults are the shipped detector (falling back loudly to the classical one), the AUTO_STAGES
-    inpainter, and the more confident reading of the restored image and the input, word by word.
+    inpainter, Tesseract, and the more confident reading of the restored image and the input, word by word.
     """
 
     def __init__(self, detector="auto", inpainter="auto", lang="eng", psm=None, reading="confident", weights=(),
-                 warn=_warn):
-        """`weights`: weights files to use instead of the shipped ones (each file names its model)."""
+                 ocr="tesseract", warn=_warn):
+        """`weights`: weights files to use instead of the shipped ones (each file names its model); `ocr`: the
+        engine (choices.OCR_ENGINES)."""
         if reading not in READINGS:
             raise ValueError(f"unknown reading {reading!r}; choose one of {', '.join(READINGS)}")
-        check_tesseract(lang)
+        self.ocr = build_engine(ocr, lang, psm, torch.get_num_threads())
         chosen = _stages_of(tuple(weights))
         self.detector = _build_stage("detector", detector, warn, chosen.get("detector"))
         self.inpainter = _build_stage("inpainter", inpainter, warn, chosen.get("inpainter"))
-        self.lang, self.psm, self.reading = lang, psm, reading
+        self.reading = reading
 
     def restore(self, image: np.ndarray, mask: np.ndarray | None = None) -> Restoration:
         """Detect (unless `mask` is given) and inpaint."""
@@ -152,29 +158,28 @@ class Pipeline:
         return Restoration(mask, restored, detector_name, em, seconds)
 
     def read(self, image: np.ndarray, restoration: Restoration, transcript: str | None = None,
-             reading: str | None = None) -> Result:
-        """Read a restoration of `image` as `reading` says (default: the pipeline's); with `transcript`,
-        also score the input's reading and ours."""
-        reading = reading or self.reading
+             reading: str | None = None, ocr: Engine | None = None) -> Result:
+        """Read a restoration of `image` as `reading` says, with the engine `ocr` (defaults: the pipeline's);
+        with `transcript`, also score the input's reading and ours."""
+        reading, ocr_engine = reading or self.reading, ocr or self.ocr
         mask, restored = restoration.mask, restoration.restored
         # without holes the input is the restored image: read once
         read_input = mask.any() and (reading == "confident" or transcript is not None)
         start = time.perf_counter()
         # torch's thread count is this process's share of the cores (batch divides them between workers)
-        readings = recognise_all([restored, image] if read_input else [restored], self.lang, self.psm,
-                                 processes=torch.get_num_threads())
+        readings = ocr_engine.read_all([restored, image] if read_input else [restored], torch.get_num_threads())
         seconds = {**restoration.seconds, "ocr": time.perf_counter() - start}
         # without holes the restored image is the input: its words are the input's reading
         ocr = own = readings[0].read_on("restored" if mask.any() else "input", mask)
         input_ocr = readings[1].read_on("input", mask) if read_input else (None if mask.any() else ocr)
         words_from_input = 0
         if read_input and reading == "confident":
-            ocr, words_from_input = more_confident(ocr, input_ocr, mask=mask)
+            ocr, words_from_input = more_confident(ocr, input_ocr, ocr_engine.margin, mask=mask)
 
         stages = {
             "detector": restoration.detector,
             "inpainter": self.inpainter.name,
-            "ocr": f"tesseract {tesseract_version()} lang={self.lang} psm={ocr.psm}",
+            "ocr": ocr_engine.describe(ocr),
             "reading": reading,
         }
         result = Result(ocr.text, ocr.words, mask, restored, stages, seconds, words_from_input,

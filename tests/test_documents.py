@@ -112,3 +112,31 @@ def test_two_inputs_that_would_write_the_same_outputs_are_refused(tmp_path):
     result = invoke("batch", root, "-o", tmp_path / "out", *CLASSICAL)
     assert "scan.png: its outputs would overwrite those of" in result.stderr
     assert (tmp_path / "out" / "scan.txt").read_text().count("\f") == 1  # the PDF's, whole
+
+
+def test_bench_scores_a_pdf_and_a_tiff_page_by_page_against_the_clean_document(tmp_path):
+    occluded, clean, masks = tmp_path / "in", tmp_path / "clean", tmp_path / "masks"
+    for folder in (occluded, clean, masks):
+        folder.mkdir()
+    pages = occluded_pages()
+    write_pdf(occluded / "scan.pdf", pages)
+    write_tiff(occluded / "fax.tif", pages)
+    for page, (_, mask) in enumerate(pages, 1):
+        for stem in ("scan", "fax"):
+            cv2.imwrite(str(masks / f"{stem}.p000{page}.png"), mask.astype(np.uint8) * 255)
+    (occluded / "scan.p0001.gt.txt").write_text("\n".join(TEXTS[0]))  # scan's second page has no transcript
+    for page, lines in enumerate(TEXTS, 1):
+        (occluded / f"fax.p000{page}.gt.txt").write_text("\n".join(lines))
+    # the clean references: the same PDF, clean, and the TIFF's pages as images
+    images = [render_lines(*lines, size=40) for lines in TEXTS]
+    write_pdf(clean / "scan.pdf", [(image, None) for image in images])
+    for page, image in enumerate(images, 1):
+        cv2.imwrite(str(clean / f"fax.p000{page}.png"), cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+    result = invoke("bench", occluded, "-o", tmp_path / "report", "--masks", masks, "--clean", clean,
+                    "--dpi", "150", *CLASSICAL)
+    assert result.exit_code == 0, result.output
+    report = pd.read_csv(tmp_path / "report" / "report.csv").set_index("name")
+    assert sorted(report.index) == ["fax.p0001", "fax.p0002", "scan.p0001"]
+    assert (report["cer_clean"] <= report["cer_occluded"]).all() and (report["cer_clean"] < 0.05).all()
+    assert (report["occluded_fraction"] > 0).all()  # each page's own mask
+    assert (tmp_path / "report" / "restored" / "fax.p0002.png").is_file()

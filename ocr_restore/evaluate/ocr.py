@@ -1,5 +1,10 @@
 """Accuracy benchmark: OCR on the occluded input, our restoration, the OpenCV baselines and the clean image.
 
+Each image is restored once and read by every OCR engine asked for (`--ocr tesseract,rapidocr`), so the
+engines are compared on the same restorations. A document (PDF, multi-page TIFF) is benchmarked page by
+page: its pages' transcripts, masks and references are named by the page, as `batch` names its outputs
+(scan.p0001.gt.txt, MASKS/scan.p0001.png), and a reference may also be the same document, clean.
+
 A set made by `ocr-restore synth` also has its recoverable images (the clean ones less
 the characters the occluders hid wholly, `data.occlude.recoverable`): their CER is the
 floor a restoration reaches without writing in letters of which nothing is left.
@@ -21,10 +26,12 @@ from tqdm import tqdm
 
 from ..batch import map_in_workers
 from ..errors import InputFileError, OcrError
-from ..files import IMAGE_SUFFIXES, find_images, read_image, read_mask, read_sidecar, read_transcripts, write_image, write_mask, write_text
+from ..choices import DPI
+from ..files import (IMAGE_SUFFIXES, find_images, page_stem, pages, read_image, read_mask, read_page, read_sidecar,
+                     read_transcripts, write_image, write_mask, write_text)
 from ..inpaint import build_inpainter
 from ..metrics import Score, score
-from ..ocr import recognise, recognise_all, tesseract_version
+from ..ocr import build_engine, recognise
 from ..pipeline import Pipeline
 
 __all__ = ["VARIANTS", "run_bench", "summarise", "clean_readings"]
@@ -36,11 +43,22 @@ VARIANTS = ("occluded", "restored", "confident", "telea", "ns", "recoverable", "
 
 
 @dataclass(frozen=True)
+class _Source:
+    """An image to read: a file, or page `page` (from 0) of a document."""
+
+    path: Path
+    page: int | None = None
+
+    def read(self, dpi: int) -> np.ndarray:
+        return read_image(self.path) if self.page is None else read_page(self.path, self.page, dpi)
+
+
+@dataclass(frozen=True)
 class _Task:
-    name: str  # relative path without suffix
-    image: Path
+    name: str  # relative path without suffix; a document's page's is its output stem (scan.p0001)
+    image: _Source
     mask: Path | None
-    references: dict[str, Path]  # "recoverable" and "clean", where given -> the image
+    references: dict[str, _Source]  # "recoverable" and "clean", where given -> the image
     transcript: str
     report_dir: Path
 
@@ -49,59 +67,74 @@ _state: dict = {}
 
 
 def _init(options: dict) -> None:
-    _state.update(options, pipeline=Pipeline(**options["pipeline"]),
+    pipeline = Pipeline(**{**options["pipeline"], "ocr": options["engines"][0]})
+    others = [build_engine(name, options["pipeline"].get("lang", "eng"), options["pipeline"].get("psm"),
+                           torch.get_num_threads()) for name in options["engines"][1:]]
+    _state.update(options, pipeline=pipeline, ocr=[pipeline.ocr, *others],
                   baselines={name: build_inpainter(name) for name in ("telea", "ns")})
 
 
-def _run(task: _Task) -> dict:
-    """OCR every variant of one image; returns its texts, scores and timings."""
-    pipeline = _state["pipeline"]
-    image = read_image(task.image)
+def _run(task: _Task) -> list[dict]:
+    """Restore one image and OCR every variant of it with every engine; returns a row per engine of its texts,
+    scores and timings."""
+    pipeline, dpi = _state["pipeline"], _state["dpi"]
+    image = task.image.read(dpi)
     given = read_mask(task.mask, image.shape[:2]) if task.mask else None
     restoration = pipeline.restore(image, given)
     mask = restoration.mask
-    result = pipeline.read(image, restoration, task.transcript, reading="confident")
     write_image(task.report_dir / "restored" / f"{task.name}.png", restoration.restored)
     write_mask(task.report_dir / "mask" / f"{task.name}.png", mask)
-    row = {
-        "name": task.name,
-        "detector": restoration.detector,
-        "inpainter": pipeline.inpainter.name,
-        "occluded_fraction": float(mask.mean()),
-        **{f"{stage}_s": value for stage, value in result.seconds.items()},
-        "words_from_input": result.words_from_input,
-    }
-    # the baselines and the reference images, each read as Tesseract alone reads it
     others = {name: inpaint(image, mask) for name, inpaint in _state["baselines"].items()}
-    others.update({variant: read_image(path) for variant, path in task.references.items()})
-    texts = {"occluded": result.input_text, "restored": result.restored_text, "confident": result.text}
-    texts.update(zip(others, (r.text for r in recognise_all(list(others.values()), pipeline.lang, pipeline.psm,
-                                                            processes=torch.get_num_threads()))))
-    for variant, text in texts.items():
-        s = score(task.transcript, text, _state["ignore_case"], _state["alnum_only"])
-        row.update({f"text_{variant}": text, f"cer_{variant}": s.cer, f"wer_{variant}": s.wer})
-        row.update({f"{field}_{variant}": value for field, value in vars(s).items()})
-    row["reference"] = task.transcript
-    return row
+    others.update({variant: source.read(dpi) for variant, source in task.references.items()})
+    rows = []
+    for engine in _state["ocr"]:
+        result = pipeline.read(image, restoration, task.transcript, reading="confident", ocr=engine)
+        row = {
+            "name": task.name,
+            "ocr": engine.name,
+            "detector": restoration.detector,
+            "inpainter": pipeline.inpainter.name,
+            "occluded_fraction": float(mask.mean()),
+            **{f"{stage}_s": value for stage, value in result.seconds.items()},
+            "words_from_input": result.words_from_input,
+            "ocr_stage": result.stages["ocr"],
+        }
+        # the baselines and the reference images, each read as the engine alone reads it
+        texts = {"occluded": result.input_text, "restored": result.restored_text, "confident": result.text}
+        texts.update(zip(others, (r.text for r in engine.read_all(list(others.values()), torch.get_num_threads()))))
+        for variant, text in texts.items():
+            s = score(task.transcript, text, _state["ignore_case"], _state["alnum_only"])
+            row.update({f"text_{variant}": text, f"cer_{variant}": s.cer, f"wer_{variant}": s.wer})
+            row.update({f"{field}_{variant}": value for field, value in vars(s).items()})
+        row["reference"] = task.transcript
+        rows.append(row)
+    return rows
 
 
 def summarise(report: pd.DataFrame) -> pd.DataFrame:
-    """Micro-averaged CER, WER and word accuracy per variant, with the recovered fraction when clean images are there."""
+    """Micro-averaged CER, WER and word accuracy per OCR engine and variant, with the recovered fraction when
+    clean images are there; indexed by (ocr, variant)."""
     rows = []
-    for variant in VARIANTS:
-        if f"chars_{variant}" not in report:
-            continue
-        total = Score(*(int(report[f"{field}_{variant}"].sum()) for field in vars(Score())))
-        rows.append({"variant": variant, "cer": total.cer, "wer": total.wer, "word_accuracy": total.word_accuracy})
-    summary = pd.DataFrame(rows).set_index("variant")
-    if "clean" in summary.index:
-        gap = summary.at["occluded", "cer"] - summary.at["clean", "cer"]
-        summary["recovered"] = (summary.at["occluded", "cer"] - summary["cer"]) / gap if gap > 0 else np.nan
-    return summary
+    for engine, readings in report.groupby("ocr", sort=False):
+        summary = []
+        for variant in VARIANTS:
+            if f"chars_{variant}" not in readings:
+                continue
+            total = Score(*(int(readings[f"{field}_{variant}"].sum()) for field in vars(Score())))
+            summary.append({"ocr": engine, "variant": variant, "cer": total.cer, "wer": total.wer,
+                            "word_accuracy": total.word_accuracy})
+        summary = pd.DataFrame(summary).set_index("variant")
+        if "clean" in summary.index:
+            gap = summary.at["occluded", "cer"] - summary.at["clean", "cer"]
+            summary["recovered"] = (summary.at["occluded", "cer"] - summary["cer"]) / gap if gap > 0 else np.nan
+        rows.append(summary.reset_index())
+    return pd.concat(rows).set_index(["ocr", "variant"])
 
 
-def _example_grid(report: pd.DataFrame, tasks: dict[str, _Task], report_dir: Path, count: int, seed: int) -> Path:
-    """A PNG of `count` examples: occluded | mask | restored | clean, each with its OCR text underneath."""
+def _example_grid(report: pd.DataFrame, tasks: dict[str, _Task], report_dir: Path, count: int, seed: int,
+                  dpi: int) -> Path:
+    """A PNG of `count` examples: occluded | mask | restored | clean, each with its first OCR engine's text underneath."""
+    report = report[report["ocr"] == report.at[0, "ocr"]]
     picks = report.sample(min(count, len(report)), random_state=seed).sort_values("name")
     columns = [("occluded", "occluded"), ("mask", None), ("restored", "restored"), ("clean", "clean")]
     fig = Figure(figsize=(16, 2.3 * len(picks)))  # no pyplot: no GUI backend to choose
@@ -109,10 +142,10 @@ def _example_grid(report: pd.DataFrame, tasks: dict[str, _Task], report_dir: Pat
     for axrow, (_, row) in zip(axes, picks.iterrows()):
         task = tasks[row["name"]]
         images = {
-            "occluded": read_image(task.image),
+            "occluded": task.image.read(dpi),
             "mask": read_image(report_dir / "mask" / f"{task.name}.png"),
             "restored": read_image(report_dir / "restored" / f"{task.name}.png"),
-            "clean": read_image(task.references["clean"]) if "clean" in task.references else None,
+            "clean": task.references["clean"].read(dpi) if "clean" in task.references else None,
         }
         for ax, (title, variant) in zip(axrow, columns):
             ax.set_xticks([])
@@ -134,7 +167,7 @@ def _example_grid(report: pd.DataFrame, tasks: dict[str, _Task], report_dir: Pat
 
 def _markdown(summary: pd.DataFrame, settings: dict) -> str:
     lines = ["# ocr-restore benchmark", ""] + [f"- {key}: {value}" for key, value in settings.items()]
-    lines += ["", summary.to_markdown(floatfmt=".4f"), ""]
+    lines += ["", summary.reset_index().to_markdown(index=False, floatfmt=".4f"), ""]
     if "recovered" in summary:
         lines += ["recovered = (CER_occluded - CER_x) / (CER_occluded - CER_clean): "
                   "1 means all the accuracy the occluders took is back.", ""]
@@ -154,57 +187,82 @@ def run_bench(
     pipeline_options: dict | None = None,
     examples: int = 8,
     seed: int = 0,
+    engines: tuple[str, ...] = ("tesseract",),
+    dpi: int = DPI,
 ) -> pd.DataFrame:
-    """Benchmark every image under `in_dir` that has a transcript; write report.csv, summary.csv, report.md, examples.png."""
+    """Benchmark every image (and document page) under `in_dir` that has a transcript, reading it with each of
+    `engines`; write report.csv (a row per image and engine), summary.csv, report.md, examples.png."""
     in_dir, report_dir = Path(in_dir), Path(report_dir)
     truth = read_transcripts(gt) if gt else {}
     tasks = {}
-    for path in find_images(in_dir, exclude=report_dir):
-        relative = path.relative_to(in_dir).with_suffix("")
-        transcript = truth.get(path.stem, truth.get(str(relative)))
-        if transcript is None:
-            transcript = read_sidecar(path)
-        if transcript is None:
-            continue
-        mask = _find_beside(masks, relative) if masks else None
-        references = {variant: _find_beside(folder, relative)
-                      for variant, folder in (("recoverable", recoverable), ("clean", clean)) if folder}
-        tasks[str(relative)] = _Task(str(relative), path, mask, references, transcript, report_dir)
+    for path in find_images(in_dir, exclude=report_dir, documents=True):
+        relative = path.relative_to(in_dir)
+        for page in pages(path):
+            name = relative.with_name(page_stem(relative.stem, page))  # a page is named as batch names its outputs
+            transcript = truth.get(name.name, truth.get(str(name)))
+            if transcript is None:
+                transcript = read_sidecar(path.with_name(name.name + path.suffix))
+            if transcript is None:
+                continue
+            mask = _find_beside(masks, name) if masks else None
+            references = {variant: _reference(folder, relative, page)
+                          for variant, folder in (("recoverable", recoverable), ("clean", clean)) if folder}
+            tasks[str(name)] = _Task(str(name), _Source(path, page), mask, references, transcript, report_dir)
     if not tasks:
-        raise InputFileError(f"{in_dir}: no image has a transcript (give --gt TSV or put <stem>.gt.txt beside each image)")
+        raise InputFileError(f"{in_dir}: no image has a transcript (give --gt TSV or put <stem>.gt.txt beside each "
+                             "image, <stem>.p0001.gt.txt beside a document for its first page)")
 
-    options = {"pipeline": pipeline_options or {}, "ignore_case": ignore_case, "alnum_only": alnum_only}
-    rows = list(tqdm(map_in_workers(_run, list(tasks.values()), workers, _init, options), total=len(tasks), desc="bench", unit="img"))
-    report = pd.DataFrame(rows).sort_values("name").reset_index(drop=True)
+    options = {"pipeline": pipeline_options or {}, "engines": tuple(engines), "dpi": dpi,
+               "ignore_case": ignore_case, "alnum_only": alnum_only}
+    results = tqdm(map_in_workers(_run, list(tasks.values()), workers, _init, options), total=len(tasks),
+                   desc="bench", unit="img")
+    report = pd.DataFrame([row for rows in results for row in rows])
+    rank = report["ocr"].map({name: i for i, name in enumerate(engines)})
+    report = report.assign(rank=rank).sort_values(["name", "rank"]).drop(columns="rank").reset_index(drop=True)
     summary = summarise(report)
     report_dir.mkdir(parents=True, exist_ok=True)
     report.to_csv(report_dir / "report.csv", index=False)
     summary.to_csv(report_dir / "summary.csv")
     settings = {
-        "images": len(report),
+        "images": report["name"].nunique(),
         "masks": f"given ({masks})" if masks else f"detected ({report.at[0, 'detector']})",
         "restored": f"ours ({report.at[0, 'inpainter']})",
-        "confident": "ours, merged word by word with the occluded input's reading where Tesseract is clearly more confident of that",
+        "confident": "ours, merged word by word with the occluded input's reading where the engine is clearly more confident of that",
         "baselines": "OpenCV Telea and Navier-Stokes, radius 5, same masks",
         **({"recoverable": f"the clean images less the characters wholly hidden ({recoverable}): "
                            "the floor of a restoration that writes in no letter it cannot see"} if recoverable else {}),
-        "ocr": f"tesseract {tesseract_version()}",
+        "ocr": "; ".join(report["ocr_stage"].unique()),
         "scoring": "micro-averaged edit distance, whitespace normalised"
         + (", case-insensitive" if ignore_case else "")
         + (", letters and digits only" if alnum_only else ""),
     }
     write_text(report_dir / "report.md", _markdown(summary, settings))
-    _example_grid(report, tasks, report_dir, examples, seed)
+    _example_grid(report, tasks, report_dir, examples, seed, dpi)
     return summary
 
 
 def _find_beside(folder: Path, relative: Path) -> Path:
     """`folder/relative.<any image suffix>`, preferring PNG; raises naming what was looked for."""
     for suffix in IMAGE_SUFFIXES:
-        candidate = folder / relative.with_suffix(suffix)
+        candidate = folder / relative.with_name(relative.name + suffix)  # a stem may hold dots: scan.p0001
         if candidate.is_file():
             return candidate
     raise InputFileError(f"{folder / relative}.png: not found (every benchmark image needs one here)")
+
+
+def _reference(folder: Path, relative: Path, page: int | None) -> _Source:
+    """A reference image for `relative` (an input's path under the set) or its page: `folder/<stem>.<image>`, for
+    a page `folder/<stem>.p0001.<image>` or else the same document in `folder`."""
+    stem = relative.with_suffix("")
+    if page is None:
+        return _Source(_find_beside(folder, stem))
+    document = folder / relative
+    try:
+        return _Source(_find_beside(folder, stem.with_name(page_stem(stem.name, page))))
+    except InputFileError:
+        if document.is_file():
+            return _Source(document, page)
+        raise
 
 
 def clean_readings(folder: Path, held_out_only: bool = False, n: int | None = None) -> dict[str, str]:

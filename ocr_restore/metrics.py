@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from rapidfuzz.distance import LCSseq, Levenshtein
 
-__all__ = ["normalise", "edit_distance", "word_hits", "Score", "score"]
+__all__ = ["normalise", "edit_distance", "word_hits", "matched_words", "Score", "score"]
 
 
 def normalise(text: str, ignore_case: bool = False, alnum_only: bool = False) -> str:
@@ -32,6 +32,19 @@ def edit_distance(ref: list | str, hyp: list | str) -> int:
 def word_hits(ref: list[str], hyp: list[str]) -> int:
     """Reference words matched exactly by an optimal alignment (the longest common subsequence)."""
     return LCSseq.similarity(ref, hyp)
+
+
+def matched_words(reference: str, words: list[str], ignore_case: bool = False, alnum_only: bool = False) -> list[bool | None]:
+    """For each word read, whether an optimal alignment (the longest common subsequence) matches it to a
+    reference word, after the same normalisation as `score`; None for a word normalised away (punctuation)."""
+    ref_words = normalise(reference, ignore_case, alnum_only).split()
+    read = [normalise(word, ignore_case, alnum_only) for word in words]
+    kept = [i for i, word in enumerate(read) if word]
+    unmatched = {op.dest_pos for op in LCSseq.editops(ref_words, [read[i] for i in kept]) if op.tag == "insert"}
+    matched: list[bool | None] = [None] * len(words)
+    for position, i in enumerate(kept):
+        matched[i] = position not in unmatched
+    return matched
 
 
 @dataclass

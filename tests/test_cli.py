@@ -172,6 +172,9 @@ def test_bench_writes_every_variant(occluded_folder, tmp_path):
     markdown = (report / "report.md").read_text()
     assert "| variant   |" in markdown and "recovered" in markdown and "| restored  |" in markdown
     assert (report / "examples.png").stat().st_size > 10_000
+    by_hidden = pd.read_csv(report / "trust.csv")
+    assert list(by_hidden["hidden"]) == ["visible", "partly_hidden", "mostly_hidden"]
+    assert by_hidden["words"].sum() > 0 and by_hidden["wrong"].dropna().between(0, 1).all()
 
 
 def test_bench_detector_reports_pixels_flagged_on_clean_real_images(tmp_path):

@@ -1,6 +1,6 @@
 import pytest
 
-from ocr_restore.metrics import Score, edit_distance, normalise, score, word_hits
+from ocr_restore.metrics import Score, edit_distance, matched_words, normalise, score, word_hits
 
 
 @pytest.mark.parametrize(
@@ -81,3 +81,24 @@ def test_word_hits_match_the_textbook_longest_common_subsequence():
         a = [rng.choice(words) for _ in range(rng.randint(0, 9))]
         b = [rng.choice(words) for _ in range(rng.randint(0, 9))]
         assert word_hits(a, b) == textbook(a, b)
+
+
+def test_matched_words_are_a_common_subsequence_as_long_as_the_longest():
+    import random
+
+    rng = random.Random(3)
+    words = ["the", "total", "9.99", "cash", "a"]
+    for _ in range(300):
+        reference = [rng.choice(words) for _ in range(rng.randint(0, 9))]
+        read = [rng.choice(words) for _ in range(rng.randint(0, 9))]
+        matched = matched_words(" ".join(reference), read)
+        kept = [word for word, match in zip(read, matched) if match]
+        assert len(kept) == word_hits(reference, read)
+        position = 0  # the matched words appear in the reference in order
+        for word in kept:
+            position = reference.index(word, position) + 1
+
+
+def test_matched_words_score_as_score_does():
+    assert matched_words("TOTAL: 9.99", ["total", "9.99", "--"], ignore_case=True) == [False, True, False]
+    assert matched_words("TOTAL 9.99", ["Total", "..."], ignore_case=True, alnum_only=True) == [True, None]

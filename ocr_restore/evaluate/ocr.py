@@ -30,12 +30,15 @@ from ..choices import DPI
 from ..files import (IMAGE_SUFFIXES, find_images, page_stem, pages, read_image, read_mask, read_page, read_sidecar,
                      read_transcripts, write_image, write_mask, write_text)
 from ..inpaint import build_inpainter
-from ..metrics import Score, score
+from ..metrics import Score, matched_words, score
 from ..ocr import build_engine, recognise
 from ..pipeline import Pipeline
 
-__all__ = ["VARIANTS", "run_bench", "summarise", "clean_readings"]
+__all__ = ["VARIANTS", "HIDDEN_BANDS", "run_bench", "summarise", "trust", "clean_readings"]
 
+# the default reading's words by the share of their box under the mask (none, up to half, more): how far a word's
+# `hidden` tells a user to trust it
+HIDDEN_BANDS = ("visible", "partly_hidden", "mostly_hidden")
 REFERENCE_TIMEOUT = 900  # s: a whole page read once to make a reference may take long on a busy machine
 # "restored" is ours; "confident" its reading merged word by word with the occluded one's, as the pipeline reads;
 # "recoverable" and "clean" are read from folders beside the set
@@ -107,8 +110,32 @@ def _run(task: _Task) -> list[dict]:
             row.update({f"text_{variant}": text, f"cer_{variant}": s.cer, f"wer_{variant}": s.wer})
             row.update({f"{field}_{variant}": value for field, value in vars(s).items()})
         row["reference"] = task.transcript
+        row.update(_words_by_hidden(result.words, task.transcript))
         rows.append(row)
     return rows
+
+
+def _words_by_hidden(words, transcript: str) -> dict[str, int]:
+    """How many of the default reading's words fall in each of HIDDEN_BANDS, and how many of those the
+    reference does not match (`metrics.matched_words`; a word of punctuation only, scored away, counts in neither)."""
+    matched = matched_words(transcript, [w.text for w in words], _state["ignore_case"], _state["alnum_only"])
+    band = lambda hidden: HIDDEN_BANDS[0 if hidden == 0 else 1 if hidden <= 0.5 else 2]
+    counts = {f"{kind}_{name}": 0 for name in HIDDEN_BANDS for kind in ("words", "wrong")}
+    for word, match in zip(words, matched):
+        if match is not None:
+            counts[f"words_{band(word.hidden)}"] += 1
+            counts[f"wrong_{band(word.hidden)}"] += not match
+    return counts
+
+
+def trust(report: pd.DataFrame) -> pd.DataFrame:
+    """Per OCR engine and band of HIDDEN_BANDS: the default reading's words and the share of them that are wrong."""
+    rows = []
+    for engine, readings in report.groupby("ocr", sort=False):
+        for band in HIDDEN_BANDS:
+            words, wrong = int(readings[f"words_{band}"].sum()), int(readings[f"wrong_{band}"].sum())
+            rows.append({"ocr": engine, "hidden": band, "words": words, "wrong": wrong / words if words else np.nan})
+    return pd.DataFrame(rows).set_index(["ocr", "hidden"])
 
 
 def summarise(report: pd.DataFrame) -> pd.DataFrame:
@@ -165,12 +192,14 @@ def _example_grid(report: pd.DataFrame, tasks: dict[str, _Task], report_dir: Pat
     return path
 
 
-def _markdown(summary: pd.DataFrame, settings: dict) -> str:
+def _markdown(summary: pd.DataFrame, settings: dict, by_hidden: pd.DataFrame) -> str:
     lines = ["# ocr-restore benchmark", ""] + [f"- {key}: {value}" for key, value in settings.items()]
     lines += ["", summary.reset_index().to_markdown(index=False, floatfmt=".4f"), ""]
     if "recovered" in summary:
         lines += ["recovered = (CER_occluded - CER_x) / (CER_occluded - CER_clean): "
                   "1 means all the accuracy the occluders took is back.", ""]
+    lines += ["The default reading's words by `hidden`, the share of their box under the mask, and how many the "
+              "reference does not match (trust.csv):", "", by_hidden.reset_index().to_markdown(index=False, floatfmt=".3f"), ""]
     return "\n".join(lines + ["![examples](examples.png)", ""])
 
 
@@ -191,7 +220,8 @@ def run_bench(
     dpi: int = DPI,
 ) -> pd.DataFrame:
     """Benchmark every image (and document page) under `in_dir` that has a transcript, reading it with each of
-    `engines`; write report.csv (a row per image and engine), summary.csv, report.md, examples.png."""
+    `engines`; write report.csv (a row per image and engine), summary.csv, trust.csv (the default reading's words
+    by hidden share, and how many are wrong), report.md, examples.png."""
     in_dir, report_dir = Path(in_dir), Path(report_dir)
     truth = read_transcripts(gt) if gt else {}
     tasks = {}
@@ -223,6 +253,8 @@ def run_bench(
     report_dir.mkdir(parents=True, exist_ok=True)
     report.to_csv(report_dir / "report.csv", index=False)
     summary.to_csv(report_dir / "summary.csv")
+    by_hidden = trust(report)
+    by_hidden.to_csv(report_dir / "trust.csv")
     settings = {
         "images": report["name"].nunique(),
         "masks": f"given ({masks})" if masks else f"detected ({report.at[0, 'detector']})",
@@ -236,7 +268,7 @@ def run_bench(
         + (", case-insensitive" if ignore_case else "")
         + (", letters and digits only" if alnum_only else ""),
     }
-    write_text(report_dir / "report.md", _markdown(summary, settings))
+    write_text(report_dir / "report.md", _markdown(summary, settings, by_hidden))
     _example_grid(report, tasks, report_dir, examples, seed, dpi)
     return summary
 

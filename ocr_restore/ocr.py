@@ -33,7 +33,7 @@ from .errors import MissingDependencyError, OcrError
 from .textscale import estimate_text_height
 
 __all__ = ["Word", "OcrResult", "Engine", "Tesseract", "build_engine", "check_tesseract", "recognise", "recognise_all",
-           "more_confident", "tesseract_version"]
+           "more_confident", "paper_grey", "tesseract_version"]
 
 MIN_EM = 40  # em size (px) below which images are upscaled: Tesseract's LSTM wants x-height >= ~20 px
 MAX_UPSCALE = 6.0
@@ -219,6 +219,11 @@ def check_tesseract(lang: str) -> None:
         )
 
 
+def paper_grey(gray: np.ndarray) -> int:
+    """The paper's grey level: the median of the image's border, where text seldom reaches."""
+    return int(np.median(np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]])))
+
+
 def _prepare(image: np.ndarray, em: float | None) -> tuple[np.ndarray, float, int]:
     """Grey levels, small text upscaled, a border of the paper's grey; return the image, its scale and the padding."""
     gray = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
@@ -226,7 +231,7 @@ def _prepare(image: np.ndarray, em: float | None) -> tuple[np.ndarray, float, in
     if em is not None and em < MIN_EM:
         scale = min(MIN_EM / em, MAX_UPSCALE)
         gray = cv2.resize(gray, None, fx=scale, fy=scale, interpolation=cv2.INTER_CUBIC)
-    border = int(np.median(np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]])))
+    border = paper_grey(gray)
     pad = int(max(10, 0.5 * (em or 0) * scale))
     return cv2.copyMakeBorder(gray, pad, pad, pad, pad, cv2.BORDER_CONSTANT, value=border), scale, pad
 

@@ -21,7 +21,7 @@ import cv2
 import numpy as np
 
 from .errors import MissingDependencyError, ModelError
-from .ocr import OcrResult, Word, _auto_psm, _is_blank
+from .ocr import OcrResult, Word, _auto_psm, _is_blank, paper_grey
 from .textscale import estimate_text_height
 
 __all__ = ["RapidOcr", "models_dir"]
@@ -229,8 +229,8 @@ def _inkless_runs(crop: np.ndarray) -> tuple[np.ndarray, int]:
     """The runs of the crop's columns without ink, as (start, stop) rows in pixels, and the height of its ink
     (ascenders to descenders)."""
     gray = cv2.cvtColor(crop, cv2.COLOR_RGB2GRAY)
-    paper = np.median(np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]]))
-    _, ink = cv2.threshold(cv2.absdiff(gray, np.full_like(gray, int(paper))), 0, 1, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+    _, ink = cv2.threshold(cv2.absdiff(gray, np.full_like(gray, paper_grey(gray))), 0, 1,
+                           cv2.THRESH_BINARY + cv2.THRESH_OTSU)
     empty = ~ink.any(axis=0).astype(bool)
     edges = np.flatnonzero(np.diff(np.concatenate([[0], empty.astype(np.int8), [0]])))
     rows = np.flatnonzero(ink.any(axis=1))

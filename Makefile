@@ -25,7 +25,7 @@ $(STAMP)/apt:
 RAPIDOCR_MODELS := rapidocr_onnxruntime==1.4.4
 $(STAMP)/pip: pyproject.toml
 	@mkdir -p $(STAMP)
-	$(PYTHON) -m pip install -q --disable-pip-version-check -e '.[test,train,dask,pdf,rapidocr]'
+	$(PYTHON) -m pip install -q --disable-pip-version-check -e '.[test,train,dask,pdf,rapidocr,language]'
 	$(PYTHON) -m pip install -q --disable-pip-version-check --no-deps $(RAPIDOCR_MODELS)
 	@touch $@
 

@@ -41,7 +41,7 @@ __all__ = ["Engine", "Processes", "map_in_workers", "run_batch", "BatchSummary"]
 
 STAGES = ("read", "detect", "inpaint", "ocr")
 SCORES, WHENS = ("cer", "wer", "word_accuracy"), ("before", "after")  # Pipeline's accuracy, when a transcript is found
-SOURCES = ("input", "restored")  # where a word was read (ocr.Word.source): results.csv counts each
+SOURCES = ("input", "restored", "language")  # where a word came from (ocr.Word.source): results.csv counts each
 COLUMNS = ["file", "page", "status", "error", "text", *(f"{stage}_s" for stage in STAGES), "detector", "inpainter", "ocr",
            *(f"words_{source}" for source in SOURCES),
            *(f"{name}_{when}" for when in WHENS for name in SCORES)]  # results.csv's, fixed: rows are appended

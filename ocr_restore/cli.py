@@ -44,9 +44,10 @@ class DefaultGroup(click.Group):
             ctx.exit(e.exit_code)
 
 
-def _pipeline_options(detector, inpainter, lang, psm, weights=(), reading="confident", ocr="tesseract") -> dict:
+def _pipeline_options(detector, inpainter, lang, psm, weights=(), language_prior=True, reading="confident",
+                      ocr="tesseract") -> dict:
     return {"detector": detector, "inpainter": inpainter, "lang": lang, "psm": psm, "weights": tuple(weights),
-            "reading": reading, "ocr": ocr}
+            "language_prior": language_prior, "reading": reading, "ocr": ocr}
 
 
 def _engines(ctx, param, value: str) -> tuple[str, ...]:
@@ -93,6 +94,9 @@ pipeline_options = _options(  # shared by every command that runs the pipeline
              "`make setup` or pip install 'ocr-restore[rapidocr]'). bench reads with several, comma-separated."),
     click.option("--weights", multiple=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
         help="A detector or PConv weights file to use instead of the shipped one (repeatable; each file names its model)."),
+    click.option("--language-prior/--no-language-prior", default=True, show_default=True,
+        help="Let an English lexicon and a recogniser replace a word the mask partly hides and the OCR is unsure "
+             "of by the likeliest word that fits its visible letters (source: language). Never numbers or codes."),
     click.option("-v", "--verbose", is_flag=True, help="Show tracebacks on errors."),
 )
 
@@ -141,7 +145,8 @@ def main():
 @dpi_option
 @pipeline_options
 @reading_option
-def run(images, mask, out, gt, as_json, formats, dpi, detector, inpainter, lang, psm, ocr, weights, reading, verbose):
+def run(images, mask, out, gt, as_json, formats, dpi, detector, inpainter, lang, psm, ocr, weights, language_prior,
+        reading, verbose):
     """Restore and read IMAGES (PDFs and multi-page TIFFs page by page), printing the recognised text.
 
     A document's pages are written as <stem>.p0001.txt and so on, and its whole text as <stem>.txt.
@@ -153,7 +158,7 @@ def run(images, mask, out, gt, as_json, formats, dpi, detector, inpainter, lang,
         raise InputFileError(f"{mask}: --mask applies to one image, but {len(images)} were given")
     if formats and out is None:
         raise click.UsageError("--format writes files beside the other outputs: give -o DIR too")
-    pipeline = Pipeline(**_pipeline_options(detector, inpainter, lang, psm, weights, reading,
+    pipeline = Pipeline(**_pipeline_options(detector, inpainter, lang, psm, weights, language_prior, reading,
                                             _checked_engines(ocr, lang)[0]))
     records, failed = [], 0
     for path in images:
@@ -218,7 +223,7 @@ def _print_result(result, label: str, header: bool) -> None:
 @pipeline_options
 @reading_option
 def batch(in_dir, out_dir, masks, workers, dask_address, formats, dpi, detector, inpainter, lang, psm, ocr, weights,
-          reading, verbose):
+          language_prior, reading, verbose):
     """Restore and read every image and PDF under IN_DIR, a PDF or multi-page TIFF page by page; rerun to resume.
 
     Page 1 of a/scan.pdf is written as OUT_DIR/a/scan.p0001.*, its mask read from MASKS/a/scan.p0001.png,
@@ -236,7 +241,8 @@ def batch(in_dir, out_dir, masks, workers, dask_address, formats, dpi, detector,
         except ImportError as e:
             raise MissingDependencyError(f"--dask needs Dask distributed ({e}): pip install 'ocr-restore[dask]'") from None
         engine = DaskCluster(dask_address)
-    options = _pipeline_options(detector, inpainter, lang, psm, weights, reading, _checked_engines(ocr, lang)[0])
+    options = _pipeline_options(detector, inpainter, lang, psm, weights, language_prior, reading,
+                                _checked_engines(ocr, lang)[0])
     summary = run_batch(in_dir, out_dir, masks, engine, options, dpi=dpi, formats=formats)
     click.echo(f"{summary.done} done, {summary.skipped} already done, {summary.failed} failed; see {summary.results}")
     if summary.failed:
@@ -263,16 +269,17 @@ def batch(in_dir, out_dir, masks, workers, dask_address, formats, dpi, detector,
 @dpi_option
 @pipeline_options
 def bench(in_dir, gt, report_dir, masks, clean, recoverable, workers, ignore_case, alnum_only, examples,
-          dpi, detector, inpainter, lang, psm, ocr, weights, verbose):
+          dpi, detector, inpainter, lang, psm, ocr, weights, language_prior, verbose):
     """OCR accuracy on occluded, restored, Telea, Navier-Stokes, recoverable and clean images (PDFs and multi-page
     TIFFs page by page: the first page's transcript is <stem>.p0001.gt.txt), with each --ocr engine.
 
-    "confident" is the restored reading with the occluded one's more confident words, as `run` reads by default.
+    "confident" is the restored reading with the occluded one's more confident words; "language" is that with the
+    language prior, as `run` reads by default.
     """
     from .evaluate.ocr import run_bench
 
     summary = run_bench(in_dir, report_dir, gt, masks, clean, recoverable, workers, ignore_case, alnum_only,
-                        _pipeline_options(detector, inpainter, lang, psm, weights), examples,
+                        _pipeline_options(detector, inpainter, lang, psm, weights, language_prior), examples,
                         engines=_checked_engines(ocr, lang, several=True), dpi=dpi)
     click.echo(summary.to_string(float_format=lambda v: f"{v:.4f}"))
     click.echo(f"report: {report_dir / 'report.md'}")

@@ -9,7 +9,7 @@ the confident reading merges words from two Tesseract runs, and a renderer sees 
   extensions (`x_hidden 0.42; x_source restored`) and are declared in `ocr-capabilities`.
 - ALTO 4: `String@WC` in [0, 1] (written by us: Tesseract's ALTO writes 9 as "0.9", tesseract#4615); a
   word read on the restored image points through `PROCESSINGREFS` to the `<Processing>` step that names
-  ocr-restore and its detector and inpainter.
+  ocr-restore and its detector and inpainter; a word the language prior chose, to the step that names it.
 """
 
 import xml.etree.ElementTree as ET
@@ -26,7 +26,8 @@ HOCR_CAPABILITIES = "ocr_page ocr_carea ocr_par ocr_line ocrx_word ocrp_wconf x_
 ALTO_NS = "http://www.loc.gov/standards/alto/ns-v4#"
 ALTO_SCHEMA = "http://www.loc.gov/standards/alto/v4/alto-4-4.xsd"
 XSI_NS = "http://www.w3.org/2001/XMLSchema-instance"
-OCR_STEP, RESTORE_STEP = "ocr", "restoration"  # the ALTO <Processing> IDs
+OCR_STEP, RESTORE_STEP, LANGUAGE_STEP = "ocr", "restoration", "language"  # the ALTO <Processing> IDs
+STEPS = {"input": OCR_STEP, "restored": RESTORE_STEP, "language": LANGUAGE_STEP}  # by Word.source
 
 
 def _version() -> str:
@@ -131,6 +132,10 @@ def to_alto(record: dict, image_name: str, page_number: int = 0) -> str:
     _processing(description, RESTORE_STEP, "contentGeneration",
                 f"occluded text restored (detector {stages.get('detector')}, inpainter {stages.get('inpainter')}), "
                 "then read", "ocr-restore", _version())
+    if any(word["source"] == "language" for word in record["words"]):
+        _processing(description, LANGUAGE_STEP, "contentGeneration",
+                    f"a word partly hidden and weakly read, chosen by a language prior: {stages.get('language')}",
+                    "ocr-restore", _version())
     layout = ET.SubElement(alto, _alto("Layout"))
     page = ET.SubElement(layout, _alto("Page"), {"ID": "page_1", "PHYSICAL_IMG_NR": str(page_number + 1),
                                                  "WIDTH": str(width), "HEIGHT": str(height)})
@@ -154,8 +159,7 @@ def to_alto(record: dict, image_name: str, page_number: int = 0) -> str:
                 string = ET.SubElement(line, _alto("String"), {"ID": f"string_{count}", "CONTENT": word["text"]})
                 _position(string, word["box"])
                 string.set("WC", f"{max(0.0, min(1.0, word['confidence'] / 100)):.2f}")
-                step = RESTORE_STEP if word["source"] == "restored" else OCR_STEP
-                string.set("PROCESSINGREFS", step)
+                string.set("PROCESSINGREFS", STEPS.get(word["source"], OCR_STEP))
     return _serialise(alto)
 
 

@@ -33,7 +33,7 @@ from .errors import MissingDependencyError, OcrError
 from .textscale import estimate_text_height
 
 __all__ = ["Word", "OcrResult", "Engine", "Tesseract", "build_engine", "check_tesseract", "recognise", "recognise_all",
-           "more_confident", "paper_grey", "tesseract_version"]
+           "more_confident", "paper_grey", "same_word", "tesseract_version"]
 
 MIN_EM = 40  # em size (px) below which images are upscaled: Tesseract's LSTM wants x-height >= ~20 px
 MAX_UPSCALE = 6.0
@@ -45,6 +45,10 @@ BLOCK_HEIGHT_EM = 30  # images up to this many ems high are crops of one block o
 # documents 0.2667 / 0.2616 / 0.2611, 200 receipt lines 0.2207 / 0.2198 / 0.2229, 200 IC03 scene words
 # 0.382 / 0.433 / 0.478. Line by line at 5 (before 2026-11-24): 0.2743, 0.2207, 0.432.
 CONFIDENCE_MARGIN = 5.0
+# Confidence under which the language prior may change a word (language.LanguagePrior). Chosen on the seed-1100
+# tuning sets with the prior's other settings (docs/experiments.md, "Language prior"; CER at 50 / 70 / 90): 60
+# documents 0.2666 / 0.2660 / 0.2661, 100 receipt lines 0.1842 / 0.1842 / 0.1862.
+LANGUAGE_GATE = 70.0
 # seconds one reading may take before Tesseract is killed: an A4 page at 300 dpi reads in about 4 s on one
 # core; a larger image gets proportionally more (a 600 Mpx page about 2.3 hours)
 TIMEOUT = 120
@@ -57,7 +61,7 @@ class Word:
     confidence: float  # 0-100, Tesseract's scale
     box: tuple[int, int, int, int]  # x0, y0, x1, y1 in the input image's pixels
     line: int = 0  # index of its line in OcrResult.text
-    source: str = "input"  # read on the unrestored input, or on the "restored" image
+    source: str = "input"  # read on the unrestored input, on the "restored" image, or chosen by the "language" prior
     hidden: float = 0.0  # the share of its box under the mask
 
     def read_on(self, source: str, mask: np.ndarray) -> "Word":
@@ -107,7 +111,7 @@ def _extent(words: list[Word]) -> tuple[int, int, int, int]:
             max(w.box[2] for w in words), max(w.box[3] for w in words))
 
 
-def _same_word(a: Word, b: Word) -> bool:
+def same_word(a: Word, b: Word) -> bool:
     """Boxes that share rows and at least half the width of the narrower: one word, read twice."""
     overlap = min(a.box[2], b.box[2]) - max(a.box[0], b.box[0])
     narrower = min(a.box[2] - a.box[0], b.box[2] - b.box[0])
@@ -126,7 +130,7 @@ def _word_groups(ours: list[Word], theirs: list[Word]) -> list[tuple[list[Word],
 
     for i, a in enumerate(ours):
         for j, b in enumerate(theirs, len(ours)):
-            if _same_word(a, b):
+            if same_word(a, b):
                 group_of[root(j)] = root(i)
     groups: dict[int, tuple[list[Word], list[Word]]] = {}
     for i, word in enumerate(ours + theirs):
@@ -333,6 +337,7 @@ class Engine(Protocol):
 
     name: str
     margin: float  # the confident reading's: points by which the input's word must be surer (negative: less sure)
+    prior_gate: float  # the language prior may change a word read less sure than this (0: never)
 
     def read_all(self, images: list[np.ndarray], processes: int = 1) -> list[OcrResult]:
         """Each image's reading, in order, using up to `processes` cores."""
@@ -349,6 +354,7 @@ class Tesseract:
     psm: int | None = None
     name: str = field(default="tesseract", init=False)
     margin: float = field(default=CONFIDENCE_MARGIN, init=False)
+    prior_gate: float = field(default=LANGUAGE_GATE, init=False)
 
     def __post_init__(self):
         check_tesseract(self.lang)

@@ -12,6 +12,9 @@ confident of it, or when the restored reading lost it (`ocr.more_confident`):
 a restoration that smears a letter an occluder barely touched then costs
 nothing. With "restored" only the restored image is read, in half the OCR work (the two readings of
 "confident" run side by side where the process has two cores).
+
+Last, the language prior (`language.LanguagePrior`, on unless `language_prior=False`) may change a word
+the mask partly hides and the reading is unsure of into the likeliest word that fits its visible ink.
 """
 
 import json
@@ -26,7 +29,7 @@ import torch
 
 from . import detect, inpaint
 from .choices import AUTO_STAGES, DPI, READINGS
-from .errors import ModelError, OcrError
+from .errors import MissingDependencyError, ModelError, OcrError
 from .files import (as_mask, check_memory, find_transcript, page_stem, read_image, read_mask, read_page,
                     write_image, write_mask, write_text)
 from .formats import write_formats
@@ -66,9 +69,10 @@ class Result:
     accuracy: dict[str, dict[str, float]] | None = None  # {"before": {...}, "after": {...}} against the transcript
 
     restored_text: str | None = None  # OCR of the restored image alone, before the merge
+    pixel_text: str | None = None  # the reading before the language prior: what the pixels alone say
 
     def to_json(self) -> dict:
-        out = {k: v for k, v in asdict(self).items() if k not in ("mask", "restored", "restored_text")}
+        out = {k: v for k, v in asdict(self).items() if k not in ("mask", "restored", "restored_text", "pixel_text")}
         out["occluded_fraction"] = float(self.mask.mean())
         out["size"] = [self.mask.shape[1], self.mask.shape[0]]  # width, height
         return out
@@ -123,13 +127,14 @@ class Pipeline:
     """Detector, inpainter and OCR engine, composed once and applied to many images.
 
     The defaults are the shipped detector (falling back loudly to the classical one), the AUTO_STAGES
-    inpainter, Tesseract, and the more confident reading of the restored image and the input, word by word.
+    inpainter, Tesseract, the more confident reading of the restored image and the input, word by word, and
+    the language prior (off, loudly, where its packages are not installed).
     """
 
     def __init__(self, detector="auto", inpainter="auto", lang="eng", psm=None, reading="confident", weights=(),
-                 ocr="tesseract", warn=_warn):
+                 ocr="tesseract", language_prior=True, warn=_warn):
         """`weights`: weights files to use instead of the shipped ones (each file names its model); `ocr`: the
-        engine (choices.OCR_ENGINES)."""
+        engine (choices.OCR_ENGINES); `language_prior`: whether the prior may change weak words under the mask."""
         if reading not in READINGS:
             raise ValueError(f"unknown reading {reading!r}; choose one of {', '.join(READINGS)}")
         self.ocr = build_engine(ocr, lang, psm, torch.get_num_threads())
@@ -137,6 +142,14 @@ class Pipeline:
         self.detector = _build_stage("detector", detector, warn, chosen.get("detector"))
         self.inpainter = _build_stage("inpainter", inpainter, warn, chosen.get("inpainter"))
         self.reading = reading
+        self.language_prior = None
+        if language_prior:
+            from .language import LanguagePrior
+
+            try:
+                self.language_prior = LanguagePrior()
+            except MissingDependencyError as e:
+                warn(f"{e}; reading without the language prior")
 
     def restore(self, image: np.ndarray, mask: np.ndarray | None = None) -> Restoration:
         """Detect (unless `mask` is given) and inpaint."""
@@ -175,15 +188,20 @@ class Pipeline:
         words_from_input = 0
         if read_input and reading == "confident":
             ocr, words_from_input = more_confident(ocr, input_ocr, ocr_engine.margin, mask=mask)
+        pixel_text = ocr.text
+        if self.language_prior is not None and mask.any() and ocr_engine.prior_gate > 0:
+            ocr = self.language_prior(ocr, restored, mask, ocr_engine.prior_gate, (own, input_ocr))
 
         stages = {
             "detector": restoration.detector,
             "inpainter": self.inpainter.name,
             "ocr": ocr_engine.describe(ocr),
             "reading": reading,
+            "language": f"{self.language_prior.describe()}, gate {ocr_engine.prior_gate:g}"
+                        if self.language_prior and ocr_engine.prior_gate > 0 else "off",
         }
         result = Result(ocr.text, ocr.words, mask, restored, stages, seconds, words_from_input,
-                        input_ocr.text if input_ocr else None, restored_text=own.text)
+                        input_ocr.text if input_ocr else None, restored_text=own.text, pixel_text=pixel_text)
         if transcript is not None:
             result.accuracy = {
                 "before": _rates(score(transcript, input_ocr.text)),

@@ -165,7 +165,7 @@ def test_bench_writes_every_variant(occluded_folder, tmp_path):
                     "--clean", tmp_path / "clean", *CLASSICAL)
     assert result.exit_code == 0, result.output
     summary = pd.read_csv(report / "summary.csv", index_col="variant")
-    assert list(summary.index) == ["occluded", "restored", "confident", "telea", "ns", "clean"]
+    assert list(summary.index) == ["occluded", "restored", "confident", "language", "telea", "ns", "clean"]
     assert {"cer", "wer", "word_accuracy", "recovered"} <= set(summary.columns)
     assert summary.at["clean", "cer"] <= summary.at["occluded", "cer"]
     assert len(pd.read_csv(report / "report.csv")) == 3
@@ -173,7 +173,7 @@ def test_bench_writes_every_variant(occluded_folder, tmp_path):
     assert "| variant   |" in markdown and "recovered" in markdown and "| restored  |" in markdown
     assert (report / "examples.png").stat().st_size > 10_000
     by_hidden = pd.read_csv(report / "trust.csv")
-    assert list(by_hidden["hidden"]) == ["visible", "partly_hidden", "mostly_hidden"]
+    assert list(by_hidden["hidden"]) == ["visible", "partly_hidden", "mostly_hidden", "source_language"]
     assert by_hidden["words"].sum() > 0 and by_hidden["wrong"].dropna().between(0, 1).all()
 
 
@@ -249,5 +249,5 @@ def test_auto_falls_back_loudly_when_weights_are_missing(occluded_folder, tmp_pa
     assert result.exit_code == 0, result.output
     assert "absent-detector.safetensors" in result.stderr and "falling back to the classical detector" in result.stderr
     assert "absent-pconv.safetensors" in result.stderr and "falling back to the telea inpainter" in result.stderr
-    assert json.loads(result.stdout)["stages"] | {"ocr": None} == {
-        "detector": "classical", "inpainter": "telea", "ocr": None, "reading": "confident"}
+    assert json.loads(result.stdout)["stages"] | {"ocr": None, "language": None} == {
+        "detector": "classical", "inpainter": "telea", "ocr": None, "reading": "confident", "language": None}

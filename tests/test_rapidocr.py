@@ -120,7 +120,7 @@ def test_bench_reads_the_same_restorations_with_both_engines(occluded_folder, tm
     assert result.exit_code == 0, result.output
     summary = pd.read_csv(tmp_path / "r" / "summary.csv")
     assert list(summary["ocr"].unique()) == ["tesseract", "rapidocr"]
-    variants = ["occluded", "restored", "confident", "telea", "ns", "clean"]
+    variants = ["occluded", "restored", "confident", "language", "telea", "ns", "clean"]
     assert all(list(summary[summary["ocr"] == engine]["variant"]) == variants for engine in ("tesseract", "rapidocr"))
     report = pd.read_csv(tmp_path / "r" / "report.csv")
     assert len(report) == 6 and list(report["ocr"][:2]) == ["tesseract", "rapidocr"]

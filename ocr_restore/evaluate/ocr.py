@@ -39,10 +39,11 @@ __all__ = ["VARIANTS", "HIDDEN_BANDS", "run_bench", "summarise", "trust", "clean
 # the default reading's words by the share of their box under the mask (none, up to half, more): how far a word's
 # `hidden` tells a user to trust it
 HIDDEN_BANDS = ("visible", "partly_hidden", "mostly_hidden")
+LANGUAGE_ROW = "source_language"  # trust.csv's row of the words the language prior chose, whatever their band
 REFERENCE_TIMEOUT = 900  # s: a whole page read once to make a reference may take long on a busy machine
-# "restored" is ours; "confident" its reading merged word by word with the occluded one's, as the pipeline reads;
-# "recoverable" and "clean" are read from folders beside the set
-VARIANTS = ("occluded", "restored", "confident", "telea", "ns", "recoverable", "clean")
+# "restored" is ours; "confident" its reading merged word by word with the occluded one's; "language" that with the
+# language prior, as the pipeline reads by default; "recoverable" and "clean" are read from folders beside the set
+VARIANTS = ("occluded", "restored", "confident", "language", "telea", "ns", "recoverable", "clean")
 
 
 @dataclass(frozen=True)
@@ -103,7 +104,9 @@ def _run(task: _Task) -> list[dict]:
             "ocr_stage": result.stages["ocr"],
         }
         # the baselines and the reference images, each read as the engine alone reads it
-        texts = {"occluded": result.input_text, "restored": result.restored_text, "confident": result.text}
+        texts = {"occluded": result.input_text, "restored": result.restored_text, "confident": result.pixel_text}
+        if pipeline.language_prior is not None:
+            texts["language"] = result.text
         texts.update(zip(others, (r.text for r in engine.read_all(list(others.values()), torch.get_num_threads()))))
         for variant, text in texts.items():
             s = score(task.transcript, text, _state["ignore_case"], _state["alnum_only"])
@@ -116,23 +119,26 @@ def _run(task: _Task) -> list[dict]:
 
 
 def _words_by_hidden(words, transcript: str) -> dict[str, int]:
-    """How many of the default reading's words fall in each of HIDDEN_BANDS, and how many of those the
-    reference does not match (`metrics.matched_words`; a word of punctuation only, scored away, counts in neither)."""
+    """How many of the default reading's words fall in each of HIDDEN_BANDS, and in LANGUAGE_ROW (chosen by the
+    language prior), and how many of those the reference does not match (`metrics.matched_words`; a word of
+    punctuation only, scored away, counts in none)."""
     matched = matched_words(transcript, [w.text for w in words], _state["ignore_case"], _state["alnum_only"])
     band = lambda hidden: HIDDEN_BANDS[0 if hidden == 0 else 1 if hidden <= 0.5 else 2]
-    counts = {f"{kind}_{name}": 0 for name in HIDDEN_BANDS for kind in ("words", "wrong")}
+    counts = {f"{kind}_{name}": 0 for name in (*HIDDEN_BANDS, LANGUAGE_ROW) for kind in ("words", "wrong")}
     for word, match in zip(words, matched):
         if match is not None:
-            counts[f"words_{band(word.hidden)}"] += 1
-            counts[f"wrong_{band(word.hidden)}"] += not match
+            for name in (band(word.hidden),) + ((LANGUAGE_ROW,) if word.source == "language" else ()):
+                counts[f"words_{name}"] += 1
+                counts[f"wrong_{name}"] += not match
     return counts
 
 
 def trust(report: pd.DataFrame) -> pd.DataFrame:
-    """Per OCR engine and band of HIDDEN_BANDS: the default reading's words and the share of them that are wrong."""
+    """Per OCR engine and band of HIDDEN_BANDS, and for the words the language prior chose (LANGUAGE_ROW): the
+    default reading's words and the share of them that are wrong."""
     rows = []
     for engine, readings in report.groupby("ocr", sort=False):
-        for band in HIDDEN_BANDS:
+        for band in (*HIDDEN_BANDS, LANGUAGE_ROW):
             words, wrong = int(readings[f"words_{band}"].sum()), int(readings[f"wrong_{band}"].sum())
             rows.append({"ocr": engine, "hidden": band, "words": words, "wrong": wrong / words if words else np.nan})
     return pd.DataFrame(rows).set_index(["ocr", "hidden"])
@@ -260,6 +266,8 @@ def run_bench(
         "masks": f"given ({masks})" if masks else f"detected ({report.at[0, 'detector']})",
         "restored": f"ours ({report.at[0, 'inpainter']})",
         "confident": "ours, merged word by word with the occluded input's reading where the engine is clearly more confident of that",
+        "language": "confident, with the language prior (the default reading)"
+                    if "cer_language" in report else "not read: the language prior is off",
         "baselines": "OpenCV Telea and Navier-Stokes, radius 5, same masks",
         **({"recoverable": f"the clean images less the characters wholly hidden ({recoverable}): "
                            "the floor of a restoration that writes in no letter it cannot see"} if recoverable else {}),

@@ -15,6 +15,7 @@ so the checkpoint's `FeatureExtraction.ConvNet.N` tensors load by index:
 then the mean over the height, two BiLSTM(256, 256) + Linear(512, 256) and a Linear(256, 97).
 """
 
+import math
 from importlib import resources
 from pathlib import Path
 
@@ -25,7 +26,7 @@ from torch import nn
 from ..errors import ModelError
 
 __all__ = ["ALPHABET", "BLANK", "HEIGHT", "CRNN", "weights_path", "load_recognizer", "prepare", "decode",
-           "ctc_loss", "RecognizerFeatures", "reading_loss"]
+           "ctc_loss", "log_likelihoods", "RecognizerFeatures", "reading_loss"]
 
 WEIGHTS_PACKAGE = "easyocr_en_models"
 WEIGHTS_FILE = "models/english_g2.pth"
@@ -186,6 +187,31 @@ def encode(text: str) -> list[int]:
     return [_INDEX[c] for c in text if c in _INDEX]
 
 
+def _ctc_inputs(logits: torch.Tensor, texts: list[str], fold_case: bool) -> tuple[torch.Tensor, list[list[int]]]:
+    """(T, B, C) log-probabilities of (B, T, 97) logits and each text's class indices; with `fold_case` a letter
+    and its upper-case form are one class, their probabilities summed."""
+    if fold_case:
+        targets = [[_FOLDED_INDEX[c] for c in t.lower() if c in _FOLDED_INDEX] for t in texts]
+    else:
+        targets = [encode(t) for t in texts]
+    log_probs = logits.float().log_softmax(dim=-1)
+    if fold_case:
+        lower, upper = log_probs[..., _LOWER], log_probs[..., _UPPER]
+        log_probs = log_probs.index_copy(-1, torch.tensor(_LOWER, device=logits.device), torch.logaddexp(lower, upper))
+        log_probs = log_probs[..., _FOLDED]
+    return log_probs.transpose(0, 1), targets
+
+
+def _ctc(log_probs: torch.Tensor, targets: list[list[int]], zero_infinity: bool) -> torch.Tensor:
+    """torch's CTC loss of each non-empty target over all T columns of (T, B, C) log-probabilities."""
+    T = log_probs.shape[0]
+    lengths = torch.tensor([len(t) for t in targets], dtype=torch.long)
+    flat = torch.tensor([c for t in targets for c in t], dtype=torch.long, device=log_probs.device)
+    input_lengths = torch.full((len(targets),), T, dtype=torch.long)
+    return F.ctc_loss(log_probs, flat, input_lengths, lengths, blank=BLANK, reduction="none",
+                      zero_infinity=zero_infinity)
+
+
 def ctc_loss(logits: torch.Tensor, texts: list[str], fold_case: bool = False) -> torch.Tensor:
     """Mean CTC loss of (B, T, 97) logits against `texts`, per target character as torch's "mean".
 
@@ -197,25 +223,36 @@ def ctc_loss(logits: torch.Tensor, texts: list[str], fold_case: bool = False) ->
     """
     if len(texts) != logits.shape[0]:
         raise ValueError(f"ctc_loss got {logits.shape[0]} images and {len(texts)} transcripts")
-    if fold_case:
-        targets = [[_FOLDED_INDEX[c] for c in t.lower() if c in _FOLDED_INDEX] for t in texts]
-    else:
-        targets = [encode(t) for t in texts]
+    log_probs, targets = _ctc_inputs(logits, texts, fold_case)
     keep = [i for i, t in enumerate(targets) if t]
     if not keep:
         return logits.sum() * 0.0
-    log_probs = logits[keep].float().log_softmax(dim=-1)
-    if fold_case:
-        lower, upper = log_probs[..., _LOWER], log_probs[..., _UPPER]
-        log_probs = log_probs.index_copy(-1, torch.tensor(_LOWER, device=logits.device), torch.logaddexp(lower, upper))
-        log_probs = log_probs[..., _FOLDED]
-    log_probs = log_probs.transpose(0, 1)  # (T, B', C)
-    T = log_probs.shape[0]
-    lengths = torch.tensor([len(targets[i]) for i in keep], dtype=torch.long)
-    flat = torch.tensor([c for i in keep for c in targets[i]], dtype=torch.long, device=logits.device)
-    input_lengths = torch.full((len(keep),), T, dtype=torch.long)
-    losses = F.ctc_loss(log_probs, flat, input_lengths, lengths, blank=BLANK, reduction="none", zero_infinity=True)
-    return (losses / lengths.to(losses.device, losses.dtype)).mean()
+    losses = _ctc(log_probs[:, keep], [targets[i] for i in keep], zero_infinity=True)
+    lengths = torch.tensor([len(targets[i]) for i in keep], device=losses.device, dtype=losses.dtype)
+    return (losses / lengths).mean()
+
+
+def log_likelihoods(logits: torch.Tensor, texts: list[str], fold_case: bool = False,
+                    hidden: torch.Tensor | None = None) -> torch.Tensor:
+    """The log-probability of each of `texts` being what one image's (1, T, 97) `logits` read, summed over CTC
+    alignments; -inf for a text that cannot align (longer than T, or with no character in ALPHABET).
+
+    `hidden` (T,) in [0, 1]: the share of each column that shows no real ink (a hole's filling). Its class
+    probabilities are mixed with uniform ones in that share, so that the score is how well a text agrees
+    with the ink that is there to see.
+    """
+    if logits.shape[0] != 1:
+        raise ValueError(f"log_likelihoods scores texts against one image, got {logits.shape[0]}")
+    log_probs, targets = _ctc_inputs(logits, texts, fold_case)
+    if hidden is not None:
+        share = hidden.to(log_probs).clamp(1e-6, 1 - 1e-6).view(-1, 1, 1)
+        uniform = -math.log(log_probs.shape[-1])
+        log_probs = torch.logaddexp(log_probs + torch.log1p(-share), uniform + torch.log(share))
+    scores = torch.full((len(texts),), -torch.inf)
+    keep = [i for i, t in enumerate(targets) if t]
+    if keep:
+        scores[keep] = -_ctc(log_probs.expand(-1, len(keep), -1), [targets[i] for i in keep], zero_infinity=False).cpu()
+    return scores
 
 
 class RecognizerFeatures(nn.Module):

@@ -165,8 +165,11 @@ class LanguagePrior:
         where that is another word; `alternatives`: other readings of the same image whose overlapping words
         are candidates too."""
         others = [w for r in alternatives if r is not None for w in r.words]
-        lines = [[self._choose(word, restored, mask, others, _glyph_width(line)) if word.confidence < gate else word
-                  for word in line] for line in reading.lines()]
+        lines = []
+        for line in reading.lines():
+            glyph_width = _glyph_width(line)  # once a line: every weak word of it is measured by the same
+            lines.append([self._choose(word, restored, mask, others, glyph_width) if word.confidence < gate else word
+                          for word in line])
         return OcrResult.from_lines(lines, reading.psm)
 
     def _choose(self, word: Word, restored: np.ndarray, mask: np.ndarray, others: list[Word],

@@ -85,6 +85,16 @@ def _at_scale(image: np.ndarray, scale: float) -> np.ndarray:
     return _resize(image, (max(1, round(height * scale)), max(1, round(width * scale))))
 
 
+def _tile_side(length: int, tile: int, overlap: int, multiple: int) -> int:
+    """The side, at most `tile`, of the fewest tiles that cover `length`, shared evenly: fixed 512-px tiles on
+    a page computed 1.85 times its pixels, even ones 1.36 times."""
+    if length <= tile:
+        return length
+    count = -(-(length - overlap) // (tile - overlap))
+    side = -(-(length + (count - 1) * overlap) // count)
+    return min(tile, -(-side // multiple) * multiple)
+
+
 def _tile_spans(length: int, tile: int, overlap: int) -> list[tuple[int, int, int]]:
     """(start, keep_from, keep_to) per tile along one axis; the kept parts partition [0, length)."""
     if length <= tile:
@@ -158,9 +168,9 @@ class ModelDetector(Detector):
             return self._segment(padded)[:, top : top + height, left : left + width]
         device = next(self.model.parameters()).device
         out = np.empty((2, height, width), np.float32)
-        rows, columns = _tile_spans(height, self.tile, self.overlap), _tile_spans(width, self.tile, self.overlap)
+        th, tw = (_tile_side(side, self.tile, self.overlap, self.model.multiple) for side in (height, width))
+        rows, columns = _tile_spans(height, th, self.overlap), _tile_spans(width, tw, self.overlap)
         tiles = [(ys, xs) for ys in rows for xs in columns]
-        th, tw = min(self.tile, height), min(self.tile, width)
         per_batch = TILE_BATCH.get(device.type, 1)
         for i in range(0, len(tiles), per_batch):
             batch = tiles[i : i + per_batch]

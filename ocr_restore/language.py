@@ -38,7 +38,7 @@ from rapidfuzz.distance import Levenshtein
 
 from .data.corpus import WORDS_FILE
 from .errors import MissingDependencyError, ModelError
-from .nn.recognizer import load_recognizer, log_likelihoods, prepare
+from .nn.recognizer import CRNN, load_recognizer, log_likelihoods, read_box
 from .ocr import OcrResult, Word, same_word
 
 __all__ = ["LanguagePrior", "INSTALL_HINT"]
@@ -51,7 +51,6 @@ HIDDEN_LETTER = 0.3  # a letter is hidden when this share of its cell in the wor
 MAX_EDITS = 3  # letters a candidate may change: at most this many, and no more than the hidden letters
 OUT_OF_LEXICON = math.log(1e-6)  # a reading the lexicon lacks: as rare as 1 word in a million of its length
 MIN_LETTERS = 2
-PAD = 0.15  # of the box's height, added around a word's crop for the recogniser
 LENGTH_SPREAD = 0.06  # the standard deviation of a box's width in glyphs, per glyph (at least MIN_SPREAD)
 MIN_SPREAD = 0.5
 _PUNCTUATION = string.punctuation + "\u2018\u2019\u201c\u201d"
@@ -147,10 +146,11 @@ def _lexicon() -> tuple[dict[int, list[str]], dict[str, float], str]:
 class LanguagePrior:
     """Applied to a reading with the restored image and the mask it was read with (`__call__`)."""
 
-    def __init__(self):
+    def __init__(self, recognizer: CRNN | None = None):
+        """`recognizer`: the CRNN, if the caller has loaded it already."""
         self.by_length, self.log_p, self.release = _lexicon()
         try:
-            self.recognizer = load_recognizer()
+            self.recognizer = recognizer or load_recognizer()
         except ModelError as e:
             raise MissingDependencyError(f"the language prior needs EasyOCR's English recogniser ({e}); "
                                          f"install it with `{INSTALL_HINT}`") from None
@@ -191,7 +191,7 @@ class LanguagePrior:
             candidates.add(reading_parts.core.lower())
             candidates.update(self._neighbours(reading_parts.core.lower(), hidden))
         candidates = sorted(candidates)
-        read = self._read(restored, mask, word.box) if len(candidates) > 1 else None
+        read = read_box(self.recognizer, restored, mask, word.box) if len(candidates) > 1 else None
         if read is None:
             return word
         logits, hidden_columns = read
@@ -220,21 +220,3 @@ class LanguagePrior:
                 if _fits(reading, candidate, hidden):
                     found.append(candidate)
         return found
-
-    def _read(self, image: np.ndarray, mask: np.ndarray, box: tuple[int, int, int, int]
-              ) -> tuple[torch.Tensor, torch.Tensor] | None:
-        """The recogniser's logits (1, T, 97) on the crop of `box`, padded, and the share of each of its T columns
-        under the mask; None for a crop too small to read."""
-        x0, y0, x1, y1 = box
-        pad = int(round(PAD * (y1 - y0)))
-        rows, columns = slice(max(0, y0 - pad), y1 + pad), slice(max(0, x0 - pad), x1 + pad)
-        crop = image[rows, columns]
-        if min(crop.shape[:2]) < 4:
-            return None
-        pixels = torch.from_numpy(np.ascontiguousarray(crop)).permute(2, 0, 1)[None].float().div(255)
-        with torch.inference_mode():
-            logits = self.recognizer(prepare(pixels))
-        under = torch.from_numpy(mask[rows, columns].mean(axis=0, dtype=np.float32))
-        # the CRNN's columns stride the crop evenly: each one's share is the mean over its stretch of the crop
-        hidden = torch.nn.functional.adaptive_avg_pool1d(under.view(1, 1, -1), logits.shape[1]).view(-1)
-        return logits, hidden

@@ -23,7 +23,7 @@ import signal
 import subprocess
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
-from typing import Protocol
+from typing import Callable, Protocol
 
 import cv2
 import numpy as np
@@ -33,7 +33,7 @@ from .errors import MissingDependencyError, OcrError
 from .textscale import estimate_text_height
 
 __all__ = ["Word", "OcrResult", "Engine", "Tesseract", "build_engine", "check_tesseract", "recognise", "recognise_all",
-           "more_confident", "paper_grey", "same_word", "tesseract_version"]
+           "more_confident", "paper_grey", "same_word", "tesseract_version", "words_extent"]
 
 MIN_EM = 40  # em size (px) below which images are upscaled: Tesseract's LSTM wants x-height >= ~20 px
 MAX_UPSCALE = 6.0
@@ -105,7 +105,7 @@ def _share_rows(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> b
     return min(a[3], b[3]) > max(a[1], b[1])
 
 
-def _extent(words: list[Word]) -> tuple[int, int, int, int]:
+def words_extent(words: list[Word]) -> tuple[int, int, int, int]:
     """The box around all of `words` (not empty)."""
     return (min(w.box[0] for w in words), min(w.box[1] for w in words),
             max(w.box[2] for w in words), max(w.box[3] for w in words))
@@ -155,13 +155,16 @@ def _touches(box: tuple[int, int, int, int], mask: np.ndarray) -> bool:
 
 
 def more_confident(restored: OcrResult, original: OcrResult, margin: float = CONFIDENCE_MARGIN,
-                   mask: np.ndarray | None = None) -> tuple[OcrResult, int]:
+                   mask: np.ndarray | None = None,
+                   judge: Callable[[list[Word], list[Word]], bool | None] | None = None) -> tuple[OcrResult, int]:
     """Word by word, `restored` unless `original` reads the word with more than `margin` points more
     confidence; a word only one reading has is kept.
 
     With `mask` (bool HxW, the holes), a word whose box touches no hole, in either reading, is
     `original`'s as it stands, or dropped if only `restored` has it: away from the holes the
     restored image is the input, and there Tesseract alone is the reading to keep.
+    With `judge`, a second opinion (`judge.InkJudge`), its word decides between the two readings of words a
+    hole touches: True keeps `original`'s; where it has none (None), the confidence decides.
     The readings' lines are paired in order. Readings with different numbers of
     lines, and paired lines that share no rows, are compared whole. Returns the
     chosen reading and how many of its words came from `original`.
@@ -176,11 +179,13 @@ def more_confident(restored: OcrResult, original: OcrResult, margin: float = CON
     chosen, from_original = [], 0
     for a, b in zip(ours, theirs):
         # lines paired by order are not the same line when the layout changed: then they are compared whole
-        same_line = a and b and _share_rows(_extent(a), _extent(b))
+        same_line = a and b and _share_rows(words_extent(a), words_extent(b))
         line = []
         for mine, other in _word_groups(a, b) if same_line else [(a, b)]:
-            take = untouched(mine + other) or not mine or (
-                bool(other) and _confidence(other) > _confidence(mine) + margin)
+            take = untouched(mine + other) or not mine
+            if not take and other:
+                opinion = judge(mine, other) if judge is not None else None
+                take = _confidence(other) > _confidence(mine) + margin if opinion is None else opinion
             line += other if take else mine
             from_original += len(other) if take else 0
         chosen.append(sorted(line, key=lambda w: w.box[0]))
@@ -338,6 +343,7 @@ class Engine(Protocol):
     name: str
     margin: float  # the confident reading's: points by which the input's word must be surer (negative: less sure)
     prior_gate: float  # the language prior may change a word read less sure than this (0: never)
+    judged: bool  # whether the second opinion (judge.InkJudge) chooses between the readings under the mask
 
     def read_all(self, images: list[np.ndarray], processes: int = 1) -> list[OcrResult]:
         """Each image's reading, in order, using up to `processes` cores."""
@@ -355,6 +361,7 @@ class Tesseract:
     name: str = field(default="tesseract", init=False)
     margin: float = field(default=CONFIDENCE_MARGIN, init=False)
     prior_gate: float = field(default=LANGUAGE_GATE, init=False)
+    judged: bool = field(default=True, init=False)
 
     def __post_init__(self):
         check_tesseract(self.lang)

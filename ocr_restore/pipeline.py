@@ -6,11 +6,11 @@
 calls `restore` and `read` itself, to read the baselines beside them. The OCR
 stage reads each image, restored or not, as Tesseract alone reads it.
 
-With reading="confident" (the default) the unrestored input is read as well,
-and a word of it replaces the restored word when Tesseract is clearly more
-confident of it, or when the restored reading lost it (`ocr.more_confident`):
-a restoration that smears a letter an occluder barely touched then costs
-nothing. With "restored" only the restored image is read, in half the OCR work (the two readings of
+With reading="confident" (the default) the unrestored input is read as well, word by word
+(`ocr.more_confident`). A word no hole touches is the input's; where one does, a second opinion
+(`judge.InkJudge`, a recogniser scoring both readings on the input's visible ink) keeps the one the ink
+supports, or, without its weights, the OCR's clearly more confident one; a word only one reading has is
+kept. A restoration that smears a letter an occluder barely touched then costs nothing. With "restored" only the restored image is read, in half the OCR work (the two readings of
 "confident" run side by side where the process has two cores).
 
 Last, the language prior (`language.LanguagePrior`, on unless `language_prior=False`) may change a word
@@ -142,12 +142,18 @@ class Pipeline:
         self.detector = _build_stage("detector", detector, warn, chosen.get("detector"))
         self.inpainter = _build_stage("inpainter", inpainter, warn, chosen.get("inpainter"))
         self.reading = reading
-        self.language_prior = None
+        from .judge import InkJudge
+
+        self.judge = self.language_prior = None
+        try:
+            self.judge = InkJudge()
+        except MissingDependencyError as e:
+            warn(f"{e}; the OCR's confidence chooses between the readings of a word under the mask")
         if language_prior:
             from .language import LanguagePrior
 
             try:
-                self.language_prior = LanguagePrior()
+                self.language_prior = LanguagePrior(self.judge.recognizer if self.judge else None)
             except MissingDependencyError as e:
                 warn(f"{e}; reading without the language prior")
 
@@ -186,8 +192,10 @@ class Pipeline:
         ocr = own = readings[0].read_on("restored" if mask.any() else "input", mask)
         input_ocr = readings[1].read_on("input", mask) if read_input else (None if mask.any() else ocr)
         words_from_input = 0
+        judged = read_input and reading == "confident" and self.judge is not None and ocr_engine.judged
         if read_input and reading == "confident":
-            ocr, words_from_input = more_confident(ocr, input_ocr, ocr_engine.margin, mask=mask)
+            judge = (lambda mine, theirs: self.judge(image, mask, mine, theirs)) if judged else None
+            ocr, words_from_input = more_confident(ocr, input_ocr, ocr_engine.margin, mask=mask, judge=judge)
         pixel_text = ocr.text
         if self.language_prior is not None and mask.any() and ocr_engine.prior_gate > 0:
             ocr = self.language_prior(ocr, restored, mask, ocr_engine.prior_gate, (own, input_ocr))
@@ -196,7 +204,7 @@ class Pipeline:
             "detector": restoration.detector,
             "inpainter": self.inpainter.name,
             "ocr": ocr_engine.describe(ocr),
-            "reading": reading,
+            "reading": f"{reading}, judged by {self.judge.describe()}" if judged else reading,
             "language": f"{self.language_prior.describe()}, gate {ocr_engine.prior_gate:g}"
                         if self.language_prior and ocr_engine.prior_gate > 0 else "off",
         }

@@ -249,5 +249,7 @@ def test_auto_falls_back_loudly_when_weights_are_missing(occluded_folder, tmp_pa
     assert result.exit_code == 0, result.output
     assert "absent-detector.safetensors" in result.stderr and "falling back to the classical detector" in result.stderr
     assert "absent-pconv.safetensors" in result.stderr and "falling back to the telea inpainter" in result.stderr
-    assert json.loads(result.stdout)["stages"] | {"ocr": None, "language": None} == {
-        "detector": "classical", "inpainter": "telea", "ocr": None, "reading": "confident", "language": None}
+    stages = json.loads(result.stdout)["stages"]
+    assert stages | {"ocr": None, "language": None, "reading": None} == {
+        "detector": "classical", "inpainter": "telea", "ocr": None, "reading": None, "language": None}
+    assert stages["reading"].startswith("confident")

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from ocr_restore import detect
-from ocr_restore.detect import ClassicalDetector, ModelDetector, _tile_spans, build_detector
+from ocr_restore.detect import ClassicalDetector, ModelDetector, _tile_side, _tile_spans, build_detector
 from ocr_restore.errors import ModelError
 from ocr_restore.nn.seg_unet import CONFIGS, SegUNet, save_seg_unet
 
@@ -46,9 +46,10 @@ def test_rejects_non_rgb_input():
         ClassicalDetector()(np.zeros((10, 10), np.uint8))
 
 
-@pytest.mark.parametrize("length", [1, 100, 512, 513, 1000, 2481])
+@pytest.mark.parametrize("length", [1, 100, 512, 513, 1000, 2005, 2481])
 def test_tile_spans_partition_the_axis(length):
-    tile, overlap = 512, 64
+    overlap = 64
+    tile = _tile_side(length, 512, overlap, 16)
     spans = _tile_spans(length, tile, overlap)
     assert spans[0][1] == 0 and spans[-1][2] == length
     for (start, lo, hi), following in zip(spans, spans[1:] + [None]):
@@ -56,6 +57,15 @@ def test_tile_spans_partition_the_axis(length):
         if following is not None:
             assert hi == following[1]  # no gap, no double cover
             assert hi <= start + tile - overlap // 2 and following[1] >= following[0] + overlap // 2
+
+
+@pytest.mark.parametrize("length", [100, 512, 513, 961, 1417, 2005, 5000])
+def test_tiles_are_as_few_as_512_px_tiles_and_no_larger_than_needed(length):
+    side = _tile_side(length, 512, 64, 16)
+    fewest = len(_tile_spans(length, 512, 64))
+    assert side <= 512 and (side == length or side % 16 == 0)
+    assert len(_tile_spans(length, side, 64)) == fewest
+    assert side == length or fewest * (side - 16) - (fewest - 1) * 64 < length  # 16 px less would not cover it
 
 
 @pytest.mark.parametrize("per_batch", [1, 3])

@@ -19,6 +19,7 @@ import math
 from importlib import resources
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -26,7 +27,7 @@ from torch import nn
 from ..errors import ModelError
 
 __all__ = ["ALPHABET", "BLANK", "HEIGHT", "CRNN", "weights_path", "load_recognizer", "prepare", "decode",
-           "ctc_loss", "log_likelihoods", "RecognizerFeatures", "reading_loss"]
+           "ctc_loss", "log_likelihoods", "read_box", "RecognizerFeatures", "reading_loss"]
 
 WEIGHTS_PACKAGE = "easyocr_en_models"
 WEIGHTS_FILE = "models/english_g2.pth"
@@ -43,6 +44,7 @@ HEIGHT = 64  # input height the weights were trained at
 MIN_WIDTH = 8  # narrowest input that still gives one time step (W/4 - 1 >= 1)
 FEATURE_TAPS = (2, 5, 10)  # ConvNet indices whose outputs `features` returns: the first three pooled blocks
 LUMA = (0.299, 0.587, 0.114)  # ITU-R BT.601 grey, as OpenCV's RGB2GRAY
+BOX_PAD = 0.15  # of a word box's height, added around it for `read_box`: the recogniser was trained on such margins
 _INDEX = {c: i + 1 for i, c in enumerate(ALPHABET)}
 _UPPER = [_INDEX[c] for c in ALPHABET if c.isupper()]  # case folding: each upper-case class joins its lower-case one
 _LOWER = [_INDEX[c.lower()] for c in ALPHABET if c.isupper()]
@@ -253,6 +255,26 @@ def log_likelihoods(logits: torch.Tensor, texts: list[str], fold_case: bool = Fa
     if keep:
         scores[keep] = -_ctc(log_probs.expand(-1, len(keep), -1), [targets[i] for i in keep], zero_infinity=False).cpu()
     return scores
+
+
+def read_box(model: "CRNN", image: np.ndarray, mask: np.ndarray, box: tuple[int, int, int, int]
+             ) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """`model`'s logits (1, T, 97) on the crop of `box` (x0, y0, x1, y1) from an RGB uint8 `image`, padded by
+    BOX_PAD, and the share of each of its T columns under the bool `mask` (the `hidden` of `log_likelihoods`);
+    None for a crop too small to read."""
+    x0, y0, x1, y1 = box
+    pad = int(round(BOX_PAD * (y1 - y0)))
+    rows, columns = slice(max(0, y0 - pad), y1 + pad), slice(max(0, x0 - pad), x1 + pad)
+    crop = image[rows, columns]
+    if min(crop.shape[:2]) < 4:
+        return None
+    pixels = torch.from_numpy(np.ascontiguousarray(crop)).permute(2, 0, 1)[None].float().div(255)
+    with torch.inference_mode():
+        logits = model(prepare(pixels))
+    under = torch.from_numpy(mask[rows, columns].mean(axis=0, dtype=np.float32))
+    # the CRNN's columns stride the crop evenly: each one's share is the mean over its stretch of the crop
+    hidden = F.adaptive_avg_pool1d(under.view(1, 1, -1), logits.shape[1]).view(-1)
+    return logits, hidden
 
 
 class RecognizerFeatures(nn.Module):

@@ -11,9 +11,8 @@ there is to see wins. On the restored crop it would score the fill, which is the
 import numpy as np
 import torch
 
-from .errors import MissingDependencyError, ModelError
-from .language import INSTALL_HINT
-from .nn.recognizer import CRNN, load_recognizer, log_likelihoods, read_box
+from .language import pretrained_recognizer
+from .nn.recognizer import CRNN, log_likelihoods, read_box
 from .ocr import Word, words_extent
 
 __all__ = ["InkJudge"]
@@ -23,11 +22,7 @@ class InkJudge:
     """`judge(image, mask, restored_words, input_words)`: whether the input's words are the better reading."""
 
     def __init__(self, recognizer: CRNN | None = None):
-        try:
-            self.recognizer = recognizer or load_recognizer()
-        except ModelError as e:
-            raise MissingDependencyError(f"the second opinion needs EasyOCR's English recogniser ({e}); "
-                                         f"install it with `{INSTALL_HINT}`") from None
+        self.recognizer = recognizer or pretrained_recognizer("the second opinion")
 
     def describe(self) -> str:
         return "EasyOCR english_g2 CTC on the input's visible ink"

@@ -41,7 +41,7 @@ from .errors import MissingDependencyError, ModelError
 from .nn.recognizer import CRNN, load_recognizer, log_likelihoods, read_box
 from .ocr import OcrResult, Word, same_word
 
-__all__ = ["LanguagePrior", "INSTALL_HINT"]
+__all__ = ["LanguagePrior", "INSTALL_HINT", "pretrained_recognizer"]
 
 INSTALL_HINT = "pip install 'ocr-restore[language]'"
 LEXICON_SIZE = 100_000  # wordfreq's most frequent English words; the alphabetic ones in WORDS_FILE are kept
@@ -143,17 +143,22 @@ def _lexicon() -> tuple[dict[int, list[str]], dict[str, float], str]:
     return by_length, log_p, release
 
 
+def pretrained_recognizer(needed_by: str) -> CRNN:
+    """EasyOCR's English CRNN, which `needed_by` names; MissingDependencyError says how to install it."""
+    try:
+        return load_recognizer()
+    except ModelError as e:
+        raise MissingDependencyError(f"{needed_by} needs EasyOCR's English recogniser ({e}); "
+                                     f"install it with `{INSTALL_HINT}`") from None
+
+
 class LanguagePrior:
     """Applied to a reading with the restored image and the mask it was read with (`__call__`)."""
 
     def __init__(self, recognizer: CRNN | None = None):
         """`recognizer`: the CRNN, if the caller has loaded it already."""
         self.by_length, self.log_p, self.release = _lexicon()
-        try:
-            self.recognizer = recognizer or load_recognizer()
-        except ModelError as e:
-            raise MissingDependencyError(f"the language prior needs EasyOCR's English recogniser ({e}); "
-                                         f"install it with `{INSTALL_HINT}`") from None
+        self.recognizer = recognizer or pretrained_recognizer("the language prior")
 
     def describe(self) -> str:
         return (f"wordfreq {self.release} en ({sum(map(len, self.by_length.values()))} words), "

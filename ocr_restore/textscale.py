@@ -25,7 +25,7 @@ import cv2
 import numpy as np
 
 __all__ = ["TEXT_HEIGHT", "MIN_INPUT", "CROP_EM_PER_HEIGHT", "estimate_text_height", "guess_em", "text_height",
-           "centre_padding"]
+           "centre_padding", "light_on_dark"]
 
 TEXT_HEIGHT = 24  # em size in pixels at which models train and run
 # (H, W) px at TEXT_HEIGHT: the detector's training crop. A smaller input is padded to it by edge replication
@@ -52,9 +52,8 @@ def _weighted_percentile(values: np.ndarray, weights: np.ndarray, q: float) -> f
     return float(values[order][np.searchsorted(cumulative, q / 100 * cumulative[-1])])
 
 
-def _tall_height(gray: np.ndarray, close: bool, ignore: np.ndarray | None = None) -> float | None:
-    """The tall-glyph height in pixels of `gray`'s text, or None without text. Components
-    mostly under `ignore` (bool, gray's size) are left out."""
+def _ink(gray: np.ndarray) -> np.ndarray | None:
+    """uint8 0/1 of `gray`'s shape, 1 where its text is, dark or light; None where it has too little contrast."""
     # flatten uneven light: subtract a blur a third of the image wide, far wider than any stroke,
     # computed on a thumbnail since a kernel that wide is slow at full size
     h, w = gray.shape
@@ -79,6 +78,15 @@ def _tall_height(gray: np.ndarray, close: bool, ignore: np.ndarray | None = None
     border = np.concatenate([binary[0], binary[-1], binary[:, 0], binary[:, -1]]).mean()
     if border > 0.6 or (border >= 0.4 and binary.mean() > 0.5):
         binary = 1 - binary
+    return binary
+
+
+def _tall_height(gray: np.ndarray, close: bool, ignore: np.ndarray | None = None) -> float | None:
+    """The tall-glyph height in pixels of `gray`'s text, or None without text. Components
+    mostly under `ignore` (bool, gray's size) are left out."""
+    binary = _ink(gray)
+    if binary is None:
+        return None
     if close:
         binary = cv2.morphologyEx(binary, cv2.MORPH_CLOSE, np.ones((3, 3), np.uint8))
     count, labels, stats, _ = cv2.connectedComponentsWithStats(binary, connectivity=8)
@@ -107,6 +115,19 @@ def _resized(mask: np.ndarray | None, shape: tuple[int, int]) -> np.ndarray | No
         return None
     small = cv2.resize(mask.astype(np.uint8), (shape[1], shape[0]), interpolation=cv2.INTER_AREA) > 0
     return cv2.dilate(small.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
+
+
+def light_on_dark(image: np.ndarray) -> bool:
+    """Whether an RGB image's text is lighter than its ground, as on many signs (print is darker than paper):
+    the text as `estimate_text_height` finds it, on the image at its working size."""
+    gray = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
+    scale = min(1.0, _WORK_SIDE / max(gray.shape))
+    small = cv2.resize(gray, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA) if scale < 1 else gray
+    ink = _ink(small)
+    if ink is None or ink.all() or not ink.any():
+        return False
+    ink = ink.view(bool)
+    return float(small[ink].mean()) > float(small[~ink].mean())
 
 
 def estimate_text_height(image: np.ndarray, ignore: np.ndarray | None = None) -> float | None:

@@ -8,6 +8,7 @@ from ocr_restore import detect
 from ocr_restore.detect import ClassicalDetector, ModelDetector, _tile_side, _tile_spans, build_detector
 from ocr_restore.errors import ModelError
 from ocr_restore.nn.seg_unet import CONFIGS, SegUNet, save_seg_unet
+from ocr_restore.textscale import light_on_dark
 
 from .conftest import LINE, render_line, stroke_over
 
@@ -80,15 +81,14 @@ def test_tiled_inference_matches_whole_image(monkeypatch, per_batch):
 
 
 def test_inputs_smaller_than_the_training_crop_are_padded_by_edge_replication():
-    model = _tiny_model()
-    seen = []
-    model.register_forward_pre_hook(lambda module, args: seen.append(tuple(args[0].shape[-2:])))
+    detector, seen = ModelDetector(_tiny_model()), []
+    detector.model.register_forward_pre_hook(lambda module, args: seen.append(tuple(args[0].shape[-2:])))
     image = (np.random.default_rng(1).random((30, 200, 3)) * 255).astype(np.uint8)
-    small = ModelDetector(model)._segment(image)
+    small = detector._segment(image)
     assert seen == [(96, 200)] and small.shape == (2, 30, 200)
     top = (96 - 30) // 2
     padded = np.pad(image, ((top, 96 - 30 - top), (0, 0), (0, 0)), mode="edge")
-    np.testing.assert_allclose(small, ModelDetector(model)._segment(padded)[:, top : top + 30], atol=1e-6)
+    np.testing.assert_allclose(small, detector._segment(padded)[:, top : top + 30], atol=1e-6)
 
 
 @pytest.mark.parametrize(
@@ -235,6 +235,14 @@ def test_shipped_model_leaves_plain_lines_alone(shipped):
     assert flagged <= 0.005 * ink  # issue #5's bar for false positives on clean images
 
 
+def test_light_text_on_a_dark_ground_is_seen_as_dark_on_light(shipped):
+    """The model learnt print, darker than its paper: a sign's light letters on a dark ground are inverted
+    first, so the ground is not taken for one wide dark shape."""
+    occluded, _ = stroke_over(render_line(size=24), colour=(200, 30, 30), thickness=10)
+    assert not light_on_dark(occluded) and light_on_dark(255 - occluded)
+    np.testing.assert_array_equal(shipped(255 - occluded).mask, shipped(occluded).mask)
+
+
 @pytest.mark.parametrize("kind", ["docs", "receipts", "scene"])
 def test_shipped_model_on_synthetic_occlusions(shipped, kind):
     """At the true text scale, so that this tests the model, not estimate_text_height (the benchmark tests both)."""
@@ -250,3 +258,19 @@ def test_shipped_model_on_synthetic_occlusions(shipped, kind):
         truths += occlusion.mask.sum()
         flagged += found.sum()
     assert hits >= 0.5 * truths and flagged <= 2 * truths
+
+
+@pytest.mark.skipif(not detect.native_bfloat16(torch.device("cpu")), reason="this CPU emulates bfloat16")
+def test_shipped_model_in_bfloat16_finds_what_it_finds_in_float32(shipped):
+    """float32, the precision it trained in, is the reference: bfloat16 is a speed-up, not another detector."""
+    from ocr_restore.data import occlude, render
+
+    rng = np.random.default_rng(11)
+    image = occlude(render("docs", rng), rng, 0.2).image
+    assert shipped.bfloat16, "a CPU that computes bfloat16 natively runs the detector in it"
+    fast = shipped(image)
+    from ocr_restore.nn.seg_unet import load_seg_unet
+
+    exact = ModelDetector(load_seg_unet(detect.DEFAULT_WEIGHTS), bfloat16=False)(image)
+    assert np.abs(fast.probability - exact.probability).max() < 0.15
+    assert (fast.mask != exact.mask).sum() <= 0.01 * exact.mask.sum()

@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from ocr_restore.errors import ModelError
-from ocr_restore.nn.seg_unet import CONFIGS, SegUNet, SegUNetConfig, load_seg_unet, save_seg_unet
+from ocr_restore.nn.seg_unet import CONFIGS, SegUNet, SegUNetConfig, fold_batchnorm, load_seg_unet, save_seg_unet
 
 
 @pytest.mark.parametrize("name", sorted(CONFIGS))
@@ -48,6 +48,19 @@ def test_save_load_round_trip(tmp_path):
     assert loaded.config == model.config and not loaded.training
     x = torch.rand(1, 3, 21, 19)
     torch.testing.assert_close(loaded(x), model.eval()(x), rtol=0, atol=0)
+
+
+def test_folded_batchnorm_computes_the_same_function():
+    torch.manual_seed(0)
+    model = SegUNet(SegUNetConfig(widths=(4, 6, 8)))
+    for norm in (m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)):  # statistics far from 0 and 1
+        norm.running_mean.uniform_(-1, 1), norm.running_var.uniform_(0.2, 3), norm.weight.data.uniform_(0.5, 2)
+        norm.bias.data.uniform_(-1, 1)
+    folded = fold_batchnorm(model)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in folded.modules())
+    assert model.training, "the original is left as it was"
+    x = torch.rand(2, 3, 21, 19)
+    torch.testing.assert_close(folded(x), model.eval()(x), rtol=1e-5, atol=1e-5)
 
 
 def test_load_rejects_another_model(tmp_path):

@@ -6,7 +6,7 @@ import pytest
 
 from ocr_restore.data.occlude import occlude
 from ocr_restore.data.render import KINDS, render
-from ocr_restore.textscale import TEXT_HEIGHT, estimate_text_height, text_height
+from ocr_restore.textscale import TEXT_HEIGHT, estimate_text_height, light_on_dark, text_height
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -76,3 +76,18 @@ def test_shapes_under_the_occluder_mask_are_not_measured():
 def test_without_measurable_text_a_small_crop_is_taken_for_a_line_and_a_page_for_model_size():
     assert text_height(np.zeros((30, 90, 3), np.uint8)) == pytest.approx(0.8 * 30)
     assert text_height(np.zeros((1000, 900, 3), np.uint8)) == TEXT_HEIGHT
+
+
+def test_light_on_dark_tells_a_sign_from_print_under_uneven_light():
+    """The photographed page is in shade beyond its first third: a global threshold takes the shade for
+    the ground's darker majority, and the page for light text on dark."""
+    from .conftest import render_lines
+
+    page = render_lines("shadows fall across the page", "from the window at its left", size=28).astype(np.float32)
+    x = np.arange(page.shape[1], dtype=np.float32)
+    shade = (0.3 + 0.7 / (1 + np.exp((x - 0.3 * x[-1]) / (0.05 * x[-1]))))[None, :, None]
+    photographed = (page * shade).astype(np.uint8)
+    assert not light_on_dark(page.astype(np.uint8)) and not light_on_dark(photographed)
+    assert light_on_dark(255 - page.astype(np.uint8))
+    sign = np.where(page < 128, [250, 240, 200], [150, 20, 30]).astype(np.uint8)  # cream letters on red
+    assert light_on_dark(sign)

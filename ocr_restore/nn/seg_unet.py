@@ -16,7 +16,7 @@ import torch.nn.functional as F
 
 from .weights import load_weights, save_weights
 
-__all__ = ["SegUNetConfig", "SegUNet", "CONFIGS", "save_seg_unet", "load_seg_unet"]
+__all__ = ["SegUNetConfig", "SegUNet", "CONFIGS", "fold_batchnorm", "save_seg_unet", "load_seg_unet"]
 
 WEIGHTS_NAME = "seg_unet"  # model name stored in the weights file
 
@@ -110,6 +110,25 @@ class SegUNet(nn.Module):
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
+
+
+@torch.no_grad()
+def fold_batchnorm(model: SegUNet) -> SegUNet:
+    """A copy of `model` for inference, each BatchNorm folded into the convolution before it.
+
+    The same function as `model` in eval mode, to float rounding, and a few per cent faster on a CPU:
+    every BatchNorm was a pass over an activation map of its own.
+    """
+    folded = SegUNet(model.config).to(next(model.parameters()).device)
+    folded.load_state_dict(model.state_dict())
+    for block in [*folded.down, *(up.conv for up in folded.up)]:
+        for i in range(0, len(block), 3):  # (conv, norm, relu) triples
+            conv, norm = block[i], block[i + 1]
+            scale = norm.weight / torch.sqrt(norm.running_var + norm.eps)
+            conv.weight.mul_(scale[:, None, None, None])
+            conv.bias = nn.Parameter(norm.bias - norm.running_mean * scale)
+            block[i + 1] = nn.Identity()
+    return folded.eval()
 
 
 def save_seg_unet(path: str | Path, model: SegUNet, **extra: str) -> None:

@@ -117,12 +117,16 @@ def _resized(mask: np.ndarray | None, shape: tuple[int, int]) -> np.ndarray | No
     return cv2.dilate(small.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
 
 
+def _at_work_size(gray: np.ndarray) -> tuple[np.ndarray, float]:
+    """`gray` shrunk so its longer side is at most _WORK_SIDE, and the factor it was shrunk by."""
+    scale = min(1.0, _WORK_SIDE / max(gray.shape))
+    return (cv2.resize(gray, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA) if scale < 1 else gray), scale
+
+
 def light_on_dark(image: np.ndarray) -> bool:
     """Whether an RGB image's text is lighter than its ground, as on many signs (print is darker than paper):
     the text as `estimate_text_height` finds it, on the image at its working size."""
-    gray = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
-    scale = min(1.0, _WORK_SIDE / max(gray.shape))
-    small = cv2.resize(gray, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA) if scale < 1 else gray
+    small, _ = _at_work_size(cv2.cvtColor(image, cv2.COLOR_RGB2GRAY))
     ink = _ink(small)
     if ink is None or ink.all() or not ink.any():
         return False
@@ -140,8 +144,7 @@ def estimate_text_height(image: np.ndarray, ignore: np.ndarray | None = None) ->
     gray = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY) if image.ndim == 3 else image
     if int(gray.max()) - int(gray.min()) < 16:
         return None
-    scale = min(1.0, _WORK_SIDE / max(gray.shape))
-    small = cv2.resize(gray, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA) if scale < 1 else gray
+    small, scale = _at_work_size(gray)
     tall = _tall_height(small, close=False, ignore=_resized(ignore, small.shape))
     if tall is None:
         return None

@@ -9,7 +9,8 @@ the reading may change only when
   misread letter). A word with a digit is a number, a price or a code, and a lexicon knows nothing of
   "37.08": it is left as read;
 - a word of its line is whole, to measure the width of a glyph by. A lone word (a scene word's crop) is left
-  as read: on the tuning scene words, where most are names and brands, every setting cost accuracy.
+  as read: on the tuning scene words, where most are names and brands, every setting cost accuracy;
+- the line is in the lexicon's language: at least half of its whole words are words of the lexicon.
 
 Its candidates are its readings (the merged one, and the restored image's and the input's that overlap
 it) and the words of an English frequency lexicon (wordfreq's, less what the system's word list lacks)
@@ -51,6 +52,7 @@ HIDDEN_LETTER = 0.3  # a letter is hidden when this share of its cell in the wor
 MAX_EDITS = 3  # letters a candidate may change: at most this many, and no more than the hidden letters
 OUT_OF_LEXICON = math.log(1e-6)  # a reading the lexicon lacks: as rare as 1 word in a million of its length
 MIN_LETTERS = 2
+LEXICON_SHARE = 0.5  # of a line's whole words that must be the lexicon's for the prior to change any of its words
 LENGTH_SPREAD = 0.06  # the standard deviation of a box's width in glyphs, per glyph (at least MIN_SPREAD)
 MIN_SPREAD = 0.5
 _PUNCTUATION = string.punctuation + "\u2018\u2019\u201c\u201d"
@@ -172,10 +174,19 @@ class LanguagePrior:
         others = [w for r in alternatives if r is not None for w in r.words]
         lines = []
         for line in reading.lines():
+            if not self._in_lexicon_language(line):
+                lines.append(line)
+                continue
             glyph_width = _glyph_width(line)  # once a line: every weak word of it is measured by the same
             lines.append([self._choose(word, restored, mask, others, glyph_width) if word.confidence < gate else word
                           for word in line])
         return OcrResult.from_lines(lines, reading.psm)
+
+    def _in_lexicon_language(self, line: list[Word]) -> bool:
+        """Whether at least LEXICON_SHARE of the line's words that the mask leaves whole are words of the lexicon:
+        a line of names, codes or another language (a Malay receipt's address) is no place to write English."""
+        whole = [parts.core.lower() for w in line if w.hidden == 0 and (parts := _Parts.of(w.text)) is not None]
+        return bool(whole) and sum(core in self.log_p for core in whole) >= LEXICON_SHARE * len(whole)
 
     def _choose(self, word: Word, restored: np.ndarray, mask: np.ndarray, others: list[Word],
                 glyph_width: float | None) -> Word:

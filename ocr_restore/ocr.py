@@ -156,7 +156,8 @@ def _touches(box: tuple[int, int, int, int], mask: np.ndarray) -> bool:
 
 def more_confident(restored: OcrResult, original: OcrResult, margin: float = CONFIDENCE_MARGIN,
                    mask: np.ndarray | None = None,
-                   judge: Callable[[list[Word], list[Word]], bool | None] | None = None) -> tuple[OcrResult, int]:
+                   judge: Callable[[list[Word], list[Word]], bool | None] | None = None,
+                   keep_new_words: bool = True) -> tuple[OcrResult, int]:
     """Word by word, `restored` unless `original` reads the word with more than `margin` points more
     confidence; a word only one reading has is kept.
 
@@ -165,15 +166,25 @@ def more_confident(restored: OcrResult, original: OcrResult, margin: float = CON
     restored image is the input, and there Tesseract alone is the reading to keep.
     With `judge`, a second opinion (`judge.InkJudge`), its word decides between the two readings of words a
     hole touches: True keeps `original`'s; where it has none (None), the confidence decides.
+    Without `keep_new_words`, a word under a hole that only `restored` reads is dropped.
     The readings' lines are paired in order. Readings with different numbers of
-    lines, and paired lines that share no rows, are compared whole. Returns the
-    chosen reading and how many of its words came from `original`.
+    lines, and paired lines that share no rows, are compared whole: by the judge
+    where one of them reads at most one line (reading nothing is an answer it can
+    refute), else by confidence. Returns the chosen reading and how many of its
+    words came from `original`.
     """
     untouched = (lambda words: mask is not None and not any(_touches(w.box, mask) for w in words))
     ours, theirs = restored.lines(), original.lines()
+
+    def prefer_original(mine: list[Word], other: list[Word], judged: bool = True) -> bool:
+        if untouched(mine + other) or not mine or not (other or keep_new_words):
+            return True
+        opinion = judge(mine, other) if judge is not None and judged else None
+        return _confidence(other) > _confidence(mine) + margin if opinion is None else opinion
+
     if len(ours) != len(theirs):
-        if untouched(restored.words + original.words) or \
-                _confidence(original.words) > _confidence(restored.words) + margin:
+        # a reading of at most one line is of a word or line crop, which the judge reads whole; a page it cannot
+        if prefer_original(restored.words, original.words, judged=min(len(ours), len(theirs)) <= 1):
             return original, len(original.words)
         return restored, 0
     chosen, from_original = [], 0
@@ -182,10 +193,7 @@ def more_confident(restored: OcrResult, original: OcrResult, margin: float = CON
         same_line = a and b and _share_rows(words_extent(a), words_extent(b))
         line = []
         for mine, other in _word_groups(a, b) if same_line else [(a, b)]:
-            take = untouched(mine + other) or not mine
-            if not take and other:
-                opinion = judge(mine, other) if judge is not None else None
-                take = _confidence(other) > _confidence(mine) + margin if opinion is None else opinion
+            take = prefer_original(mine, other)
             line += other if take else mine
             from_original += len(other) if take else 0
         chosen.append(sorted(line, key=lambda w: w.box[0]))
@@ -344,6 +352,7 @@ class Engine(Protocol):
     margin: float  # the confident reading's: points by which the input's word must be surer (negative: less sure)
     prior_gate: float  # the language prior may change a word read less sure than this (0: never)
     judged: bool  # whether the second opinion (judge.InkJudge) chooses between the readings under the mask
+    keep_new_words: bool  # whether a word under the mask that only the restored image's reading has is kept
 
     def read_all(self, images: list[np.ndarray], processes: int = 1) -> list[OcrResult]:
         """Each image's reading, in order, using up to `processes` cores."""
@@ -362,6 +371,7 @@ class Tesseract:
     margin: float = field(default=CONFIDENCE_MARGIN, init=False)
     prior_gate: float = field(default=LANGUAGE_GATE, init=False)
     judged: bool = field(default=True, init=False)
+    keep_new_words: bool = field(default=True, init=False)
 
     def __post_init__(self):
         check_tesseract(self.lang)

@@ -195,7 +195,8 @@ class Pipeline:
         judged = read_input and reading == "confident" and self.judge is not None and ocr_engine.judged
         if read_input and reading == "confident":
             judge = (lambda mine, theirs: self.judge(image, mask, mine, theirs)) if judged else None
-            ocr, words_from_input = more_confident(ocr, input_ocr, ocr_engine.margin, mask=mask, judge=judge)
+            ocr, words_from_input = more_confident(ocr, input_ocr, ocr_engine.margin, mask=mask, judge=judge,
+                                                   keep_new_words=ocr_engine.keep_new_words)
         pixel_text = ocr.text
         if self.language_prior is not None and mask.any() and ocr_engine.prior_gate > 0:
             ocr = self.language_prior(ocr, restored, mask, ocr_engine.prior_gate, (own, input_ocr))

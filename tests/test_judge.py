@@ -32,6 +32,14 @@ def test_the_reading_the_visible_ink_supports_wins(judge, line):
     assert judge(image, mask, restored=right, original=right) is None  # no choice to make
 
 
+def test_reading_nothing_is_a_reading_the_ink_can_refute(judge, line):
+    image, mask, boxes = line
+    word = [Word("government", 40.0, boxes[1])]
+    assert judge(image, mask, restored=word, original=[]) is False  # the ink shows a word
+    blank = np.full_like(image, 255)
+    assert judge(blank, np.zeros_like(mask), restored=[Word("~~ >", 95.0, boxes[1])], original=[]) is True
+
+
 def test_the_judge_overrules_the_confidence_only_under_the_mask(judge, line):
     image, mask, boxes = line
     texts = ["the", "government", "said"]

@@ -17,7 +17,7 @@ pytest.importorskip("easyocr_en_models")
 from ocr_restore.cli import main  # noqa: E402
 from ocr_restore.formats import to_alto, to_hocr  # noqa: E402
 from ocr_restore.language import LanguagePrior, _fits  # noqa: E402
-from ocr_restore.nn.recognizer import ctc_loss, load_recognizer, log_likelihoods, prepare  # noqa: E402
+from ocr_restore.nn.recognizer import BLANK, ctc_loss, load_recognizer, log_likelihoods, prepare  # noqa: E402
 from ocr_restore.ocr import LANGUAGE_GATE, OcrResult, Word  # noqa: E402
 
 from .conftest import FONT  # noqa: E402
@@ -92,6 +92,10 @@ def test_visible_letters_sure_words_numbers_and_lone_words_stay_as_read(prior):
     for reading, holes in unchanged:
         pixels = contraction if holes is contraction_mask else image
         assert prior(reading, pixels, holes, LANGUAGE_GATE).text == reading.text
+    # a line whose whole words the lexicon lacks (a Malay address) is not English: its weak word stays as read
+    address, address_mask, address_boxes = line_image("jalan goverrment tampoi", 1, 5)
+    reading = read_as(["jalan", "goverrment", "tampoi"], address_boxes, address_mask)
+    assert prior(reading, address, address_mask, LANGUAGE_GATE).text == reading.text
     price, price_mask, price_boxes = line_image("total 37.08 paid", 1, 3)
     assert prior(read_as(["total", "37.0B", "paid"], price_boxes, price_mask), price, price_mask, LANGUAGE_GATE).text == \
         "total 37.0B paid"
@@ -110,10 +114,12 @@ def test_log_likelihoods_are_the_ctc_losses():
     image, _, _ = line_image("coffee", 0, 0)
     with torch.no_grad():
         logits = net(prepare(torch.from_numpy(image).permute(2, 0, 1)[None].float() / 255))
-        scores = log_likelihoods(logits, ["coffee", "COFFEE", "window", "x" * 500], fold_case=True)
+        scores = log_likelihoods(logits, ["coffee", "COFFEE", "window", "x" * 500, "", "\u4e2d"], fold_case=True)
         # torch's mean CTC loss is per target character: times the length it is the negative log-likelihood
         assert torch.isclose(scores[0], -6 * ctc_loss(logits, ["coffee"], fold_case=True), rtol=1e-4)
+        nothing = logits.log_softmax(-1)[0, :, BLANK].sum()  # reading nothing: the blank in every column
     assert scores[0] == scores[1] and scores[0] > scores[2] and scores[3] == -torch.inf
+    assert torch.isclose(scores[4], nothing) and scores[4] < scores[0] and scores[5] == -torch.inf
     # where every column is hidden the ink says nothing: texts of one length (and no double letter) are equally likely
     blind = log_likelihoods(logits, ["window", "garden"], fold_case=True, hidden=torch.ones(logits.shape[1]))
     assert torch.isclose(blind[0], blind[1], rtol=1e-4)

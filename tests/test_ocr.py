@@ -83,6 +83,12 @@ def test_a_word_only_one_reading_has_is_kept_in_place():
     chosen, from_original = more_confident(restored, original)
     assert chosen.text == "Total cash 9.99" and from_original == 1
     assert more_confident(original, restored)[0].text == "Total cash 9.99"
+    # an engine that reads through occluders (PP-OCR) drops what only the filling shows it, under a hole only
+    hole = np.zeros((20, 200), bool)
+    hole[:, 70:80] = True
+    assert more_confident(original, restored, mask=hole, keep_new_words=False)[0].text == "Total 9.99"
+    assert more_confident(original, restored, mask=hole)[0].text == "Total cash 9.99"
+    assert more_confident(restored, original, mask=hole, keep_new_words=False)[0].text == "Total cash 9.99"  # the input's
 
 
 def test_readings_of_different_layouts_are_compared_whole():
@@ -97,6 +103,22 @@ def test_readings_of_different_layouts_are_compared_whole():
     shifted = OcrResult.from_lines([[Word("9.99", 95, (0, 20, 40, 35))]], 7)
     assert more_confident(reading([("Total", 40, 0)]), shifted)[0].text == "9.99"
     assert more_confident(reading([("Total", 99, 0)]), shifted)[0].text == "Total"
+
+
+def test_the_judge_decides_where_one_reading_has_at_most_one_line():
+    asked = []
+
+    def judge(mine, other):  # prefers the input's reading, whatever it is
+        asked.append(([w.text for w in mine], [w.text for w in other]))
+        return True
+
+    junk = reading([("~~", 90, 0), (">", 90, 40)], [("_—_—", 90, 0)])  # marks a word crop's restoration read as text
+    assert more_confident(junk, OcrResult(""), judge=judge) == (OcrResult(""), 0)
+    assert asked == [(["~~", ">", "_—_—"], [])]
+    # pages that read a line more or less are compared whole by confidence: the judge reads one line
+    asked.clear()
+    page = reading([("Total", 96, 0)], [("Cash", 96, 0)], [("Change", 96, 0)])
+    assert more_confident(page, junk, judge=judge)[0] == page and asked == []
 
 
 def test_scene_words_on_coloured_grounds_are_read():

@@ -237,7 +237,8 @@ def ctc_loss(logits: torch.Tensor, texts: list[str], fold_case: bool = False) ->
 def log_likelihoods(logits: torch.Tensor, texts: list[str], fold_case: bool = False,
                     hidden: torch.Tensor | None = None) -> torch.Tensor:
     """The log-probability of each of `texts` being what one image's (1, T, 97) `logits` read, summed over CTC
-    alignments; -inf for a text that cannot align (longer than T, or with no character in ALPHABET).
+    alignments; -inf for a text that cannot align (longer than T, or with no character in ALPHABET). The empty
+    text, reading nothing, is the blank in every column.
 
     `hidden` (T,) in [0, 1]: the share of each column that shows no real ink (a hole's filling). Its class
     probabilities are mixed with uniform ones in that share, so that the score is how well a text agrees
@@ -252,6 +253,9 @@ def log_likelihoods(logits: torch.Tensor, texts: list[str], fold_case: bool = Fa
         log_probs = torch.logaddexp(log_probs + torch.log1p(-share), uniform + torch.log(share))
     scores = torch.full((len(texts),), -torch.inf)
     keep = [i for i, t in enumerate(targets) if t]
+    empty = [i for i, t in enumerate(texts) if not t.strip()]
+    if empty:
+        scores[empty] = log_probs[:, 0, BLANK].sum().cpu()
     if keep:
         scores[keep] = -_ctc(log_probs.expand(-1, len(keep), -1), [targets[i] for i in keep], zero_infinity=False).cpu()
     return scores

@@ -174,7 +174,7 @@ class LanguagePrior:
         others = [w for r in alternatives if r is not None for w in r.words]
         lines = []
         for line in reading.lines():
-            if not self._in_lexicon_language(line):
+            if all(word.confidence >= gate for word in line) or not self._in_lexicon_language(line):
                 lines.append(line)
                 continue
             glyph_width = _glyph_width(line)  # once a line: every weak word of it is measured by the same

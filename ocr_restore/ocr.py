@@ -45,6 +45,10 @@ BLOCK_HEIGHT_EM = 30  # images up to this many ems high are crops of one block o
 # documents 0.2667 / 0.2616 / 0.2611, 200 receipt lines 0.2207 / 0.2198 / 0.2229, 200 IC03 scene words
 # 0.382 / 0.433 / 0.478. Line by line at 5 (before 2026-11-24): 0.2743, 0.2207, 0.432.
 CONFIDENCE_MARGIN = 5.0
+# An image under this many ems tall is a crop of one line, which the judge may read whole (`more_confident`).
+# A 5-em block whose restoration read its two lines, and whose input read one junk word, went to the junk
+# when the judge read both lines as one: 29 -> 74 errors (tuning doc 44). Crops 2.3 em tall were judged right.
+ONE_LINE_EM = 3.0
 # Confidence under which the language prior may change a word (language.LanguagePrior). Chosen on the seed-1100
 # tuning sets with the prior's other settings (docs/experiments.md, "Language prior"; CER at 50 / 70 / 90): 60
 # documents 0.2666 / 0.2660 / 0.2661, 100 receipt lines 0.1842 / 0.1842 / 0.1862.
@@ -157,7 +161,7 @@ def _touches(box: tuple[int, int, int, int], mask: np.ndarray) -> bool:
 def more_confident(restored: OcrResult, original: OcrResult, margin: float = CONFIDENCE_MARGIN,
                    mask: np.ndarray | None = None,
                    judge: Callable[[list[Word], list[Word]], bool | None] | None = None,
-                   keep_new_words: bool = True) -> tuple[OcrResult, int]:
+                   keep_new_words: bool = True, one_line: bool = True) -> tuple[OcrResult, int]:
     """Word by word, `restored` unless `original` reads the word with more than `margin` points more
     confidence; a word only one reading has is kept.
 
@@ -169,9 +173,9 @@ def more_confident(restored: OcrResult, original: OcrResult, margin: float = CON
     Without `keep_new_words`, a word under a hole that only `restored` reads is dropped.
     The readings' lines are paired in order. Readings with different numbers of
     lines, and paired lines that share no rows, are compared whole: by the judge
-    where one of them reads at most one line (reading nothing is an answer it can
-    refute), else by confidence. Returns the chosen reading and how many of its
-    words came from `original`.
+    where the image is `one_line` tall (see ONE_LINE_EM) and one of them reads at
+    most one line (reading nothing is an answer it can refute), else by confidence.
+    Returns the chosen reading and how many of its words came from `original`.
     """
     untouched = (lambda words: mask is not None and not any(_touches(w.box, mask) for w in words))
     ours, theirs = restored.lines(), original.lines()
@@ -183,8 +187,8 @@ def more_confident(restored: OcrResult, original: OcrResult, margin: float = CON
         return _confidence(other) > _confidence(mine) + margin if opinion is None else opinion
 
     if len(ours) != len(theirs):
-        # a reading of at most one line is of a word or line crop, which the judge reads whole; a page it cannot
-        if prefer_original(restored.words, original.words, judged=min(len(ours), len(theirs)) <= 1):
+        # the judge reads a box as one line: the two real lines of a block, read whole, it scores as junk
+        if prefer_original(restored.words, original.words, judged=one_line and min(len(ours), len(theirs)) <= 1):
             return original, len(original.words)
         return restored, 0
     chosen, from_original = [], 0

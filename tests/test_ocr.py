@@ -119,6 +119,10 @@ def test_the_judge_decides_where_one_reading_has_at_most_one_line():
     asked.clear()
     page = reading([("Total", 96, 0)], [("Cash", 96, 0)], [("Change", 96, 0)])
     assert more_confident(page, junk, judge=judge)[0] == page and asked == []
+    # so are a block's lines read against one junk word, where the image is taller than one line
+    block, stray = reading([("Total", 90, 0)], [("Cash", 90, 0)]), reading([("ai", 95, 0)])
+    assert more_confident(block, stray, judge=judge, one_line=False)[0] == block and asked == []
+    assert more_confident(block, stray, judge=judge)[0] == stray and asked == [(["Total", "Cash"], ["ai"])]
 
 
 def test_scene_words_on_coloured_grounds_are_read():

@@ -122,9 +122,9 @@ def same_word(a: Word, b: Word) -> bool:
     return _share_rows(a.box, b.box) and overlap > narrower / 2
 
 
-def _linked_groups(ours: list, theirs: list, linked: Callable) -> list[tuple[list, list]]:
-    """Items of two readings in groups joined by `linked(ours_item, their_item)`, transitively: (our items,
-    their items) per group, either side possibly empty, each side in its reading's order."""
+def _word_groups(ours: list[Word], theirs: list[Word]) -> list[tuple[list[Word], list[Word]]]:
+    """Two readings of one line, in groups of words linked by overlapping boxes (one word may be two in
+    the other reading): (our words, their words) per group, either side possibly empty."""
     group_of = list(range(len(ours) + len(theirs)))  # union-find over ours, then theirs
 
     def root(i: int) -> int:
@@ -134,56 +134,12 @@ def _linked_groups(ours: list, theirs: list, linked: Callable) -> list[tuple[lis
 
     for i, a in enumerate(ours):
         for j, b in enumerate(theirs, len(ours)):
-            if linked(a, b):
+            if same_word(a, b):
                 group_of[root(j)] = root(i)
-    groups: dict[int, tuple[list, list]] = {}
-    for i, item in enumerate(ours + theirs):
-        groups.setdefault(root(i), ([], []))[i >= len(ours)].append(item)
+    groups: dict[int, tuple[list[Word], list[Word]]] = {}
+    for i, word in enumerate(ours + theirs):
+        groups.setdefault(root(i), ([], []))[i >= len(ours)].append(word)
     return list(groups.values())
-
-
-def _word_groups(ours: list[Word], theirs: list[Word]) -> list[tuple[list[Word], list[Word]]]:
-    """Two readings of one line, in groups of words linked by overlapping boxes (one word may be two in
-    the other reading)."""
-    return _linked_groups(ours, theirs, same_word)
-
-
-def _row_overlap(a: list[Word], b: list[Word]) -> float:
-    """How nearly two lines lie on one row: 1 less the distance between their median word centres over the
-    lower median word height (medians, as one junk box may span several lines); 0 where they share no
-    columns."""
-    if min(words_extent(a)[2], words_extent(b)[2]) <= max(words_extent(a)[0], words_extent(b)[0]):
-        return 0.0
-    (centre_a, height_a), (centre_b, height_b) = (
-        (np.median([(w.box[1] + w.box[3]) / 2 for w in line]), np.median([w.box[3] - w.box[1] for w in line]))
-        for line in (a, b))
-    return 1.0 - abs(centre_a - centre_b) / max(1.0, min(height_a, height_b))
-
-
-def _line_groups(ours: list[list[Word]], theirs: list[list[Word]]) -> list[tuple[list[list[Word]], list[list[Word]]]]:
-    """Two readings' lines in groups of the lines that lie on one another (one reading may split a line the
-    other joins, or read a line the other does not), in the input's (`theirs`') reading order; a line only
-    `ours` has comes after the one `ours` reads before it.
-
-    A line is linked to the other reading's line that lies most nearly on its row, if their centres are
-    less than the lower one's height apart (`_row_overlap` over 0): a line's neighbours lie about 1.3
-    heights away. On a skewed page a line's extent also reaches into its neighbours'."""
-    ours, theirs = [line for line in ours if line], [line for line in theirs if line]
-    overlap = np.array([[_row_overlap(a, b) for b in theirs] for a in ours]).reshape(len(ours), len(theirs))
-    links = set()
-    if overlap.size:
-        links |= {(i, int(j)) for i, j in enumerate(overlap.argmax(1)) if overlap[i, j] > 0}
-        links |= {(int(i), j) for j, i in enumerate(overlap.argmax(0)) if overlap[i, j] > 0}
-    index = {id(line): i for i, line in enumerate(ours)} | {id(line): j for j, line in enumerate(theirs)}
-    groups = _linked_groups(ours, theirs, lambda a, b: (index[id(a)], index[id(b)]) in links)
-    keys, last = {}, -1
-    for n, (mine, other) in enumerate(groups):  # groups come in `ours`' order, then those only `theirs` has
-        if other:
-            last = min(index[id(line)] for line in other)
-            keys[n] = (last, 0)
-        else:
-            keys[n] = (last, 1 + n)
-    return [groups[n] for n in sorted(keys, key=keys.get)]
 
 
 def recognise_all(images: list[np.ndarray], lang: str = "eng", psm: int | None = None, processes: int = 1) -> list[OcrResult]:
@@ -215,14 +171,11 @@ def more_confident(restored: OcrResult, original: OcrResult, margin: float = CON
     With `judge`, a second opinion (`judge.InkJudge`), its word decides between the two readings of words a
     hole touches: True keeps `original`'s; where it has none (None), the confidence decides.
     Without `keep_new_words`, a word under a hole that only `restored` reads is dropped.
-    Lines are paired where they lie on one another (`_line_groups`), in the input's
-    reading order. A line that a reading splits or joins, and one only one reading
-    has, is compared whole, by confidence; so are the readings, where most of the
-    restored lines lie on none of the input's. Where the image is `one_line` tall (see
-    ONE_LINE_EM) and the readings have different numbers of lines, one of them at
-    most one, they are compared whole by the judge: reading nothing is an answer it
-    can refute. Returns the chosen reading and how many of its words came from
-    `original`.
+    The readings' lines are paired in order. Readings with different numbers of
+    lines, and paired lines that share no rows, are compared whole: by the judge
+    where the image is `one_line` tall (see ONE_LINE_EM) and one of them reads at
+    most one line (reading nothing is an answer it can refute), else by confidence.
+    Returns the chosen reading and how many of its words came from `original`.
     """
     untouched = (lambda words: mask is not None and not any(_touches(w.box, mask) for w in words))
     ours, theirs = restored.lines(), original.lines()
@@ -233,32 +186,21 @@ def more_confident(restored: OcrResult, original: OcrResult, margin: float = CON
         opinion = judge(mine, other) if judge is not None and judged else None
         return _confidence(other) > _confidence(mine) + margin if opinion is None else opinion
 
-    if one_line and len(ours) != len(theirs) and min(len(ours), len(theirs)) <= 1:
-        # a word or line crop whose readings are junk lines or nothing: the judge reads each whole as one line
-        if prefer_original(restored.words, original.words):
-            return original, len(original.words)
-        return restored, 0
-    groups = _line_groups(ours, theirs)
-    if 2 * sum(len(mine) for mine, other in groups if not other) > len(ours):
-        # most restored lines lie on none of the input's: two layouts, not two readings of one, compared whole
-        if prefer_original(restored.words, original.words, judged=False):
+    if len(ours) != len(theirs):
+        # the judge reads a box as one line: the two real lines of a block, read whole, it scores as junk
+        if prefer_original(restored.words, original.words, judged=one_line and min(len(ours), len(theirs)) <= 1):
             return original, len(original.words)
         return restored, 0
     chosen, from_original = [], 0
-    for mine, other in groups:
-        if len(mine) == len(other) == 1:  # one line, read twice: word by word
-            line = []
-            for words, others in _word_groups(mine[0], other[0]):
-                take = prefer_original(words, others)
-                line += others if take else words
-                from_original += len(others) if take else 0
-            chosen.append(sorted(line, key=lambda w: w.box[0]))
-        else:  # a line only one reading has, or one that a reading splits: the lines whole
-            flat_mine, flat_other = sum(mine, []), sum(other, [])
-            # the judge reads one line; it can say whether the one line is there to read at all
-            take = prefer_original(flat_mine, flat_other, judged=len(mine) + len(other) == 1)
-            chosen += other if take else mine
-            from_original += len(flat_other) if take else 0
+    for a, b in zip(ours, theirs):
+        # lines paired by order are not the same line when the layout changed: then they are compared whole
+        same_line = a and b and _share_rows(words_extent(a), words_extent(b))
+        line = []
+        for mine, other in _word_groups(a, b) if same_line else [(a, b)]:
+            take = prefer_original(mine, other)
+            line += other if take else mine
+            from_original += len(other) if take else 0
+        chosen.append(sorted(line, key=lambda w: w.box[0]))
     return OcrResult.from_lines(chosen, restored.psm), from_original
 
 

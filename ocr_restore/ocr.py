@@ -33,7 +33,7 @@ from .errors import MissingDependencyError, OcrError
 from .textscale import estimate_text_height
 
 __all__ = ["Word", "OcrResult", "Engine", "Tesseract", "build_engine", "check_tesseract", "recognise", "recognise_all",
-           "more_confident", "paper_grey", "same_word", "tesseract_version", "words_extent"]
+           "more_confident", "one_line_crop", "paper_grey", "same_word", "tesseract_version", "words_extent"]
 
 MIN_EM = 40  # em size (px) below which images are upscaled: Tesseract's LSTM wants x-height >= ~20 px
 MAX_UPSCALE = 6.0
@@ -158,6 +158,12 @@ def _touches(box: tuple[int, int, int, int], mask: np.ndarray) -> bool:
     return bool(mask[y0:y1, x0:x1].any())
 
 
+def one_line_crop(height: int, em: float | None) -> bool:
+    """Whether an image `height` px tall, of text `em` px tall, is a crop of one line (under ONE_LINE_EM ems);
+    without a measured em (None) it is a scene word or a crop too small to measure: one line."""
+    return em is None or height < ONE_LINE_EM * em
+
+
 def more_confident(restored: OcrResult, original: OcrResult, margin: float = CONFIDENCE_MARGIN,
                    mask: np.ndarray | None = None,
                    judge: Callable[[list[Word], list[Word]], bool | None] | None = None,
@@ -173,7 +179,7 @@ def more_confident(restored: OcrResult, original: OcrResult, margin: float = CON
     Without `keep_new_words`, a word under a hole that only `restored` reads is dropped.
     The readings' lines are paired in order. Readings with different numbers of
     lines, and paired lines that share no rows, are compared whole: by the judge
-    where the image is `one_line` tall (see ONE_LINE_EM) and one of them reads at
+    where the image is `one_line` (`one_line_crop`) and one of them reads at
     most one line (reading nothing is an answer it can refute), else by confidence.
     Returns the chosen reading and how many of its words came from `original`.
     """

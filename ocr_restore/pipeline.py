@@ -35,7 +35,7 @@ from .files import (as_mask, check_memory, find_transcript, page_stem, read_imag
 from .formats import write_formats
 from .metrics import Score, score
 from .nn.weights import read_metadata
-from .ocr import ONE_LINE_EM, Engine, Word, build_engine, more_confident
+from .ocr import Engine, Word, build_engine, more_confident, one_line_crop
 from .textscale import estimate_text_height
 
 __all__ = ["Restoration", "Result", "Pipeline"]
@@ -195,10 +195,9 @@ class Pipeline:
         judged = read_input and reading == "confident" and self.judge is not None and ocr_engine.judged
         if read_input and reading == "confident":
             judge = (lambda mine, theirs: self.judge(image, mask, mine, theirs)) if judged else None
-            # without a text scale the image is a scene word or a crop too small to measure: one line
-            one_line = restoration.em is None or image.shape[0] < ONE_LINE_EM * restoration.em
             ocr, words_from_input = more_confident(ocr, input_ocr, ocr_engine.margin, mask=mask, judge=judge,
-                                                   keep_new_words=ocr_engine.keep_new_words, one_line=one_line)
+                                                   keep_new_words=ocr_engine.keep_new_words,
+                                                   one_line=one_line_crop(image.shape[0], restoration.em))
         pixel_text = ocr.text
         if self.language_prior is not None and mask.any() and ocr_engine.prior_gate > 0:
             ocr = self.language_prior(ocr, restored, mask, ocr_engine.prior_gate, (own, input_ocr))

@@ -90,11 +90,18 @@ bench: setup $(foreach set,$(SETS),eval/$(set)/recoverable)
 	ocr-restore bench-detector -o eval/detector --n 100 --seed 2000 --clean-real eval/sroie/clean --clean-real eval/iiit5k/clean \
 		--clean-real eval/ic03/clean
 
-# The inpainter's training campaign (run 7 in the model card): renders and real clean text, resumed from
-# runs/pconv-glyph7/last.pt. On a GPU: make train-inpainter DEVICE=cuda WORKERS=12 (the same run).
+# The inpainter's training campaign (model card): run 8 fine-tunes run 7's final weights on more scene words,
+# resumed from runs/pconv-glyph8/last.pt. On a GPU: make train-inpainter DEVICE=cuda WORKERS=12 (the same run).
 DEVICE ?= auto
 WORKERS ?= 1
-train-inpainter: setup
+train-inpainter: setup runs/pconv-glyph7/pconv.safetensors
+	ocr-restore train inpainter -o runs/pconv-glyph8 --init runs/pconv-glyph7/pconv.safetensors --device $(DEVICE) \
+		--workers $(WORKERS) --data synthetic:0.35 --data $(TRAIN_REAL)/sroie_lines_train:0.2 \
+		--data $(TRAIN_REAL)/iiit5k_train:0.3 --data $(TRAIN_REAL)/doc_pages:0.15 --tight-share 0.3 --scale-jitter 0.4 \
+		--style-weight 1.2 --seed 80 --steps-phase1 0 --steps-phase2 20000 --val-every 1000 --ckpt-every 250 --batch-size 16
+
+# Run 7 is finished: resuming its checkpoint writes its final weights and trains no further.
+runs/pconv-glyph7/pconv.safetensors: runs/pconv-glyph7/last.pt
 	ocr-restore train inpainter -o runs/pconv-glyph7 --config default --device $(DEVICE) --workers $(WORKERS) \
 		--data synthetic:0.5 --data $(TRAIN_REAL)/sroie_lines_train:0.2 --data $(TRAIN_REAL)/iiit5k_train:0.15 \
 		--data $(TRAIN_REAL)/doc_pages:0.15 --tight-share 0.3 --scale-jitter 0.4 --style-weight 1.2 --seed 70 \

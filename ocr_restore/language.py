@@ -31,6 +31,7 @@ import math
 import string
 from dataclasses import dataclass, replace
 from importlib.metadata import PackageNotFoundError, version
+from typing import Callable
 
 import numpy as np
 import torch
@@ -42,7 +43,7 @@ from .errors import MissingDependencyError, ModelError
 from .nn.recognizer import CRNN, load_recognizer, log_likelihoods, read_box
 from .ocr import OcrResult, Word, same_word
 
-__all__ = ["LanguagePrior", "INSTALL_HINT", "pretrained_recognizer"]
+__all__ = ["LanguagePrior", "INSTALL_HINT", "pretrained_recognizer", "known_letters"]
 
 INSTALL_HINT = "pip install 'ocr-restore[language]'"
 LEXICON_SIZE = 100_000  # wordfreq's most frequent English words; the alphabetic ones in WORDS_FILE are kept
@@ -143,6 +144,18 @@ def _lexicon() -> tuple[dict[int, list[str]], dict[str, float], str]:
     except PackageNotFoundError:
         release = "unknown"
     return by_length, log_p, release
+
+
+def known_letters() -> Callable[[list[Word]], int]:
+    """The count of the letters of words that spell a word of the lexicon, case folded (a word as `_Parts` takes
+    it). It loads the lexicon, so a missing one is a MissingDependencyError here, not while reading."""
+    log_p = _lexicon()[1]
+
+    def count(words: list[Word]) -> int:
+        return sum(len(parts.core) for w in words if (parts := _Parts.of(w.text)) is not None
+                   and parts.core.lower() in log_p)
+
+    return count
 
 
 def pretrained_recognizer(needed_by: str) -> CRNN:

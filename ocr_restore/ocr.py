@@ -167,7 +167,8 @@ def one_line_crop(height: int, em: float | None) -> bool:
 def more_confident(restored: OcrResult, original: OcrResult, margin: float = CONFIDENCE_MARGIN,
                    mask: np.ndarray | None = None,
                    judge: Callable[[list[Word], list[Word]], bool | None] | None = None,
-                   keep_new_words: bool = True, one_line: bool = True) -> tuple[OcrResult, int]:
+                   keep_new_words: bool = True, one_line: bool = True,
+                   known_letters: Callable[[list[Word]], int] | None = None) -> tuple[OcrResult, int]:
     """Word by word, `restored` unless `original` reads the word with more than `margin` points more
     confidence; a word only one reading has is kept.
 
@@ -180,21 +181,27 @@ def more_confident(restored: OcrResult, original: OcrResult, margin: float = CON
     The readings' lines are paired in order. Readings with different numbers of
     lines, and paired lines that share no rows, are compared whole: by the judge
     where the image is `one_line` (`one_line_crop`) and one of them reads at
-    most one line (reading nothing is an answer it can refute), else by confidence.
+    most one line (reading nothing is an answer it can refute); on an image of
+    several lines, with `known_letters` (how many letters of words a lexicon holds
+    a reading spells), by those: `original` wins a tie; else by confidence.
     Returns the chosen reading and how many of its words came from `original`.
     """
     untouched = (lambda words: mask is not None and not any(_touches(w.box, mask) for w in words))
     ours, theirs = restored.lines(), original.lines()
 
-    def prefer_original(mine: list[Word], other: list[Word], judged: bool = True) -> bool:
+    def prefer_original(mine: list[Word], other: list[Word], judged: bool = True, whole_page: bool = False) -> bool:
         if untouched(mine + other) or not mine or not (other or keep_new_words):
             return True
+        if whole_page and known_letters is not None:
+            # Tesseract is sure of the junk it reads where false alarms were painted over a page's text
+            return known_letters(mine) <= known_letters(other)
         opinion = judge(mine, other) if judge is not None and judged else None
         return _confidence(other) > _confidence(mine) + margin if opinion is None else opinion
 
     if len(ours) != len(theirs):
         # the judge reads a box as one line: the two real lines of a block, read whole, it scores as junk
-        if prefer_original(restored.words, original.words, judged=one_line and min(len(ours), len(theirs)) <= 1):
+        if prefer_original(restored.words, original.words, judged=one_line and min(len(ours), len(theirs)) <= 1,
+                           whole_page=not one_line):
             return original, len(original.words)
         return restored, 0
     chosen, from_original = [], 0

@@ -10,8 +10,11 @@ With reading="confident" (the default) the unrestored input is read as well, wor
 (`ocr.more_confident`). A word no hole touches is the input's; where one does, a second opinion
 (`judge.InkJudge`, a recogniser scoring both readings on the input's visible ink) keeps the one the ink
 supports, or, without its weights, the OCR's clearly more confident one; a word only one reading has is
-kept. A restoration that smears a letter an occluder barely touched then costs nothing. With "restored" only the restored image is read, in half the OCR work (the two readings of
-"confident" run side by side where the process has two cores).
+kept. A restoration that smears a letter an occluder barely touched then costs nothing. Where Tesseract
+lays out the two readings of a page differently, they are compared whole, and the one that spells more
+letters of lexicon words (`language.known_letters`) is kept: Tesseract is sure of junk too. With "restored" only the
+restored image is read, in half the OCR work (the two readings of "confident" run side by side where the
+process has two cores).
 
 Last, the language prior (`language.LanguagePrior`, on unless `language_prior=False`) may change a word
 the mask partly hides and the reading is unsure of into the likeliest word that fits its visible ink.
@@ -143,15 +146,18 @@ class Pipeline:
         self.inpainter = _build_stage("inpainter", inpainter, warn, chosen.get("inpainter"))
         self.reading = reading
         from .judge import InkJudge
+        from .language import LanguagePrior, known_letters
 
-        self.judge = self.language_prior = None
+        self.judge = self.language_prior = self.known_letters = None
         try:
             self.judge = InkJudge()
         except MissingDependencyError as e:
             warn(f"{e}; the OCR's confidence chooses between the readings of a word under the mask")
+        try:
+            self.known_letters = known_letters()
+        except MissingDependencyError as e:
+            warn(f"{e}; the OCR's confidence chooses between two layouts of a page")
         if language_prior:
-            from .language import LanguagePrior
-
             try:
                 self.language_prior = LanguagePrior(self.judge.recognizer if self.judge else None)
             except MissingDependencyError as e:
@@ -197,7 +203,8 @@ class Pipeline:
             judge = (lambda mine, theirs: self.judge(image, mask, mine, theirs)) if judged else None
             ocr, words_from_input = more_confident(ocr, input_ocr, ocr_engine.margin, mask=mask, judge=judge,
                                                    keep_new_words=ocr_engine.keep_new_words,
-                                                   one_line=one_line_crop(image.shape[0], restoration.em))
+                                                   one_line=one_line_crop(image.shape[0], restoration.em),
+                                                   known_letters=self.known_letters)
         pixel_text = ocr.text
         if self.language_prior is not None and mask.any() and ocr_engine.prior_gate > 0:
             ocr = self.language_prior(ocr, restored, mask, ocr_engine.prior_gate, (own, input_ocr))

@@ -16,7 +16,7 @@ pytest.importorskip("easyocr_en_models")
 
 from ocr_restore.cli import main  # noqa: E402
 from ocr_restore.formats import to_alto, to_hocr  # noqa: E402
-from ocr_restore.language import LanguagePrior, _fits  # noqa: E402
+from ocr_restore.language import LanguagePrior, _fits, known_letters  # noqa: E402
 from ocr_restore.nn.recognizer import BLANK, ctc_loss, load_recognizer, log_likelihoods, prepare  # noqa: E402
 from ocr_restore.ocr import LANGUAGE_GATE, OcrResult, Word  # noqa: E402
 
@@ -181,7 +181,13 @@ def test_without_its_packages_the_pipeline_reads_without_the_prior_and_says_so(m
     image, mask, _ = line_image("the government said", 1, 5)
     result = pipeline(image, mask)
     assert pipeline.language_prior is None and result.stages["language"] == "off"
-    assert len(warnings) == 1 and "wordfreq" in warnings[0] and "without the language prior" in warnings[0]
+    assert pipeline.known_letters is None and len(warnings) == 2 and all("wordfreq" in w for w in warnings)
+    assert "two layouts of a page" in warnings[0] and "without the language prior" in warnings[1]
+
+
+def test_known_letters_are_the_letters_of_lexicon_words():
+    words = [Word(text, 90.0, (0, 0, 10, 10)) for text in ("Government,", "govrnment", "the", "9.99", "I'll")]
+    assert known_letters()(words) == len("Government") + len("the")
 
 
 def test_pp_ocr_readings_are_left_to_the_engine(tmp_path):

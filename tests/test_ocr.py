@@ -125,6 +125,23 @@ def test_the_judge_decides_where_one_reading_has_at_most_one_line():
     assert more_confident(block, stray, judge=judge)[0] == stray and asked == [(["Total", "Cash"], ["ai"])]
 
 
+def test_pages_laid_out_differently_are_compared_by_the_words_they_spell():
+    def known_letters(words):  # a lexicon of three words
+        return sum(len(w.text) for w in words if w.text.lower() in {"total", "cash", "change"})
+
+    page = reading([("Total", 90, 0)], [("C~h", 30, 0)], [("Change", 90, 0)])  # an occluder on "Cash"
+    restored = reading([("Total", 60, 0), ("Cash", 60, 60)], [("Change", 60, 0)])  # read less sure, one line fewer
+    assert more_confident(restored, page, one_line=False)[0] == page  # by confidence
+    assert more_confident(restored, page, one_line=False, known_letters=known_letters) == (restored, 0)
+    junk = reading([("Tota", 96, 0), ("1C", 96, 50)], [("ash", 96, 0)])  # a false alarm's restoration, read surer
+    assert more_confident(junk, page, one_line=False)[0] == junk
+    assert more_confident(junk, page, one_line=False, known_letters=known_letters) == (page, 3)
+    same = reading([("Total", 96, 0), ("C~h", 96, 60)], [("Change", 96, 0)])
+    assert more_confident(same, page, one_line=False, known_letters=known_letters) == (page, 3)  # a tie: the input's
+    # one line's readings are the judge's and the confidence's: a scene word is seldom a word of the lexicon
+    assert more_confident(junk, page, known_letters=known_letters)[0] == junk
+
+
 def test_scene_words_on_coloured_grounds_are_read():
     # handed over in colour, Tesseract read these 16 at CER 0.43 (one Otsu threshold per channel); in grey, 0.23
     from ocr_restore.data.render import render

@@ -181,9 +181,10 @@ def more_confident(restored: OcrResult, original: OcrResult, margin: float = CON
     The readings' lines are paired in order. Readings with different numbers of
     lines, and paired lines that share no rows, are compared whole: by the judge
     where the image is `one_line` (`one_line_crop`) and one of them reads at
-    most one line (reading nothing is an answer it can refute); on an image of
-    several lines, with `known_letters` (how many letters of words a lexicon holds
-    a reading spells), by those: `original` wins a tie; else by confidence.
+    most one line (reading nothing is an answer it can refute); where both read
+    several lines of an image taller than one, with `known_letters` (how many letters
+    of words a lexicon holds a reading spells), by those, `original` winning a tie;
+    else by confidence.
     Returns the chosen reading and how many of its words came from `original`.
     """
     untouched = (lambda words: mask is not None and not any(_touches(w.box, mask) for w in words))
@@ -200,8 +201,9 @@ def more_confident(restored: OcrResult, original: OcrResult, margin: float = CON
 
     if len(ours) != len(theirs):
         # the judge reads a box as one line: the two real lines of a block, read whole, it scores as junk
-        if prefer_original(restored.words, original.words, judged=one_line and min(len(ours), len(theirs)) <= 1,
-                           whole_page=not one_line):
+        fewer = min(len(ours), len(theirs))
+        if prefer_original(restored.words, original.words, judged=one_line and fewer <= 1,
+                           whole_page=not one_line and fewer > 1):
             return original, len(original.words)
         return restored, 0
     chosen, from_original = [], 0

@@ -140,6 +140,9 @@ def test_pages_laid_out_differently_are_compared_by_the_words_they_spell():
     assert more_confident(same, page, one_line=False, known_letters=known_letters) == (page, 3)  # a tie: the input's
     # one line's readings are the judge's and the confidence's: a scene word is seldom a word of the lexicon
     assert more_confident(junk, page, known_letters=known_letters)[0] == junk
+    # and so are a reading of one line and one of several: a short crop's junk spells words too ("we", "Pen")
+    one = reading([("Tota1", 96, 0), ("Cash", 96, 60)])
+    assert more_confident(one, page, one_line=False, known_letters=known_letters)[0] == one
 
 
 def test_scene_words_on_coloured_grounds_are_read():

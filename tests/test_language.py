@@ -186,7 +186,7 @@ def test_without_its_packages_the_pipeline_reads_without_the_prior_and_says_so(m
 
 
 def test_known_letters_are_the_letters_of_lexicon_words():
-    words = [Word(text, 90.0, (0, 0, 10, 10)) for text in ("Government,", "govrnment", "the", "9.99", "I'll")]
+    words = [Word(text, 90.0, (0, 0, 10, 10)) for text in ("Government,", "govrnment", "the", "an", "9.99", "I'll")]
     assert known_letters()(words) == len("Government") + len("the")
 
 

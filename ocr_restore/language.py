@@ -53,7 +53,8 @@ HIDDEN_LETTER = 0.3  # a letter is hidden when this share of its cell in the wor
 MAX_EDITS = 3  # letters a candidate may change: at most this many, and no more than the hidden letters
 OUT_OF_LEXICON = math.log(1e-6)  # a reading the lexicon lacks: as rare as 1 word in a million of its length
 MIN_LETTERS = 2
-# shorter words are what junk spells by chance ("a", "in", "ee"); counted, 109 clean tuning pages read 0.1041, not 0.0647
+# shorter words are what junk spells by chance ("a", "in", "as"): counting them too, the layout rule
+# (`known_letters`) read 109 clean tuning pages at CER 0.1041, not 0.0647 (docs/experiments.md)
 KNOWN_MIN_LETTERS = 3
 LEXICON_SHARE = 0.5  # of a line's whole words that must be the lexicon's for the prior to change any of its words
 LENGTH_SPREAD = 0.06  # the standard deviation of a box's width in glyphs, per glyph (at least MIN_SPREAD)

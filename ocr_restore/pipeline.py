@@ -12,9 +12,9 @@ With reading="confident" (the default) the unrestored input is read as well, wor
 supports, or, without its weights, the OCR's clearly more confident one; a word only one reading has is
 kept. A restoration that smears a letter an occluder barely touched then costs nothing. Where Tesseract
 lays out the two readings of a page differently, they are compared whole, and the one that spells more
-letters of lexicon words (`language.known_letters`) is kept: Tesseract is sure of junk too. With "restored" only the
-restored image is read, in half the OCR work (the two readings of "confident" run side by side where the
-process has two cores).
+letters of lexicon words (`language.known_letters`) is kept: Tesseract is sure of junk too. With "restored"
+only the restored image is read, in half the OCR work (the two readings of "confident" run side by side
+where the process has two cores).
 
 Last, the language prior (`language.LanguagePrior`, on unless `language_prior=False`) may change a word
 the mask partly hides and the reading is unsure of into the likeliest word that fits its visible ink.

@@ -89,6 +89,7 @@ bench: setup $(foreach set,$(SETS),eval/$(set)/recoverable)
 	$(foreach set,$(SETS),$(call BENCH_SET,$(set)))
 	ocr-restore bench-detector -o eval/detector --n 100 --seed 2000 --clean-real eval/sroie/clean --clean-real eval/iiit5k/clean \
 		--clean-real eval/ic03/clean
+	ocr-restore bench-speed -o eval/speed
 
 # The inpainter's training campaign (model card): run 8 fine-tunes run 7's final weights on more scene words,
 # resumed from runs/pconv-glyph8/last.pt. On a GPU: make train-inpainter DEVICE=cuda WORKERS=12 (the same run).

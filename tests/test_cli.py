@@ -15,6 +15,7 @@ from PIL import Image
 from ocr_restore import batch as batch_module
 from ocr_restore import files
 from ocr_restore.cli import main
+from ocr_restore.evaluate import speed
 
 from .conftest import render_line, stroke_over
 
@@ -188,6 +189,26 @@ def test_bench_detector_reports_pixels_flagged_on_clean_real_images(tmp_path):
     assert real.set == str(clean) and real.images == 1 and real.fp_per_ink < 0.05
     assert "per ink pixel" in (report / "detector.md").read_text()
     assert set(pd.read_csv(report / "detector.csv").kind) == {"all", "docs", "receipts", "scene"}
+
+
+def test_bench_speed_times_each_stage_on_an_a4_page_and_a_line(tmp_path):
+    result = invoke("bench-speed", "-o", tmp_path, "--repeats", 1, *CLASSICAL)
+    assert result.exit_code == 0, result.output
+    table = pd.read_csv(tmp_path / "speed.csv").set_index(["image", "stage"])
+    page, line = "A4 page, 300 dpi, 10 occluders", "text line"
+    assert set(table.index) == {(image, stage) for image in (page, line)
+                                for stage in ("detector (classical)", "inpainter (telea), true mask", "whole pipeline")}
+    assert tuple(table.loc[(page, "whole pipeline"), ["height", "width"]]) == (3508, 2480)
+    assert table.loc[(line, "whole pipeline"), "height"] < 100
+    # the whole pipeline detects, restores and reads: it takes longer than its detector alone
+    assert (table.ms > 0).all() and table.loc[(page, "whole pipeline"), "ms"] > table.loc[(page, "detector (classical)"), "ms"]
+    assert "median of 1 runs" in (tmp_path / "speed.md").read_text()
+
+
+def test_speed_pages_are_drawn_as_named():
+    page, line = speed.a4_page(), speed.text_line()
+    assert page.image.shape == (3508, 2480, 3) and len(page.shapes) == 10 and 0 < page.mask.mean() < 0.1
+    assert line.image.shape[0] < 100 and line.mask.any()
 
 
 def test_bench_reads_a_tsv_of_transcripts(occluded_folder, tmp_path):

@@ -42,6 +42,22 @@ def test_matches_direct_computation(kernel, stride, padding, dilation, bias, mas
     assert torch.equal(new_mask.double(), want_mask)
 
 
+def test_two_inputs_with_a_mask_each_join_as_one_mask_per_channel():
+    """What a decoder does: features masked beforehand and a count of known channels, against the paper's
+    formula with the two masks expanded to every channel."""
+    torch.manual_seed(4)
+    conv = PartialConv2d(5 + 3, 4, 3, padding=1)
+    up, skip = torch.randn(2, 5, 12, 14), torch.randn(2, 3, 12, 14)
+    up_mask, skip_mask = ((torch.rand(2, 1, 12, 14) > p).float() for p in (0.5, 0.3))
+    up_mask[..., 3:9, 2:11] = skip_mask[..., 4:10, 3:12] = 0
+    out, new_mask = conv.masked(torch.cat([up * up_mask, skip * skip_mask], 1), 5 * up_mask + 3 * skip_mask, 8)
+    per_channel = torch.cat([up_mask.expand(-1, 5, -1, -1), skip_mask.expand(-1, 3, -1, -1)], 1)
+    want_out, want_mask = direct_partial_conv(conv, torch.cat([up, skip], 1), per_channel)
+    assert 0 < new_mask.sum() < new_mask.numel()
+    torch.testing.assert_close(out.double(), want_out, rtol=1e-5, atol=1e-5)
+    assert torch.equal(new_mask.double(), want_mask)
+
+
 def test_all_ones_mask_is_an_ordinary_convolution():
     torch.manual_seed(0)
     conv = PartialConv2d(3, 5, 3, stride=2, dilation=2)

@@ -68,19 +68,22 @@ def test_the_paper_layer_layout():
 
 @pytest.mark.parametrize("name, channels", [("tiny-rgb", 3), ("tiny", 1)])
 def test_skip_connections_concatenate_masks(name, channels):
-    """The last decoder layer sees the up-sampled decoder mask of level 1 beside the input mask,
-    with the image (RGB) or its ink coverage (glyph-first) as the input."""
+    """The last decoder layer sees the up-sampled decoder mask of level 1 beside the input mask, with the
+    image (RGB) or its ink coverage (glyph-first) as the input: each window counts the known elements of
+    both, as one mask channel per feature channel would."""
     model = PConvUNet(CONFIGS[name]).eval()
     mask = torch.ones(1, 1, 16, 16)
     mask[..., :, :11] = 0  # too wide for the two decoder levels below to fill
     seen = {}
     model.decoder[1].register_forward_hook(lambda m, args, out: seen.update(level1=out[1]))
-    model.decoder[0].conv.register_forward_hook(lambda m, args, out: seen.update(joined=args[1]))
+    joined = model.decoder[0].conv.masked
+    model.decoder[0].conv.masked = lambda x, known, total: seen.update(x=x, known=known, total=total) or joined(x, known, total)
     model(torch.rand(1, 3, 16, 16), mask)
     up = seen["level1"].repeat_interleave(2, 2).repeat_interleave(2, 3)
-    assert seen["joined"].shape == (1, 8 + channels, 16, 16)
-    assert torch.equal(seen["joined"][:, :8], up.expand(-1, 8, -1, -1))
-    assert torch.equal(seen["joined"][:, 8:], mask.expand(-1, channels, -1, -1))
+    per_channel = torch.cat([up.expand(-1, 8, -1, -1), mask.expand(-1, channels, -1, -1)], 1)
+    assert seen["total"] == 8 + channels and seen["x"].shape == (1, 8 + channels, 16, 16)
+    assert torch.equal(seen["known"], per_channel.sum(1, keepdim=True))
+    assert torch.all(seen["x"][per_channel == 0] == 0), "features are masked before the convolution"
     assert (up == 0).any() and not torch.equal(up, mask), "masks should differ and keep a hole for the test to mean something"
 
 

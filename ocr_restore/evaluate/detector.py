@@ -20,6 +20,7 @@ from ..data import KINDS, Occlusion, occlude, render
 from ..data.render import otsu_ink
 from ..detect import Detector
 from ..files import find_images, read_image, write_text
+from .speed import a4_page, median_ms
 
 __all__ = ["evaluate_detector", "false_positives_on_real", "time_page", "write_report"]
 
@@ -174,20 +175,10 @@ def false_positives_on_real(detector: Detector, folder: str | Path) -> dict[str,
             "images_flagged": _ratio(images_flagged, len(paths))}
 
 
-def time_page(detector: Detector, repeats: int = 3, seed: int = 0) -> float:
-    """Milliseconds (median of `repeats`) to run `detector` on an occluded A4 page of 10-pt text at 300 dpi."""
-    for attempt in range(seed, seed + 100):  # the first draw with a page full of lines, not a single one
-        rng = np.random.default_rng(attempt)
-        sample = render("docs", rng, size=42, canvas=(3508, 2480))  # 10 pt at 300 dpi is a 42 px em
-        if sample.text.count("\n") >= 20:
-            break
-    image = occlude(sample, rng, 0.1).image
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        detector(image)
-        times.append(time.perf_counter() - start)
-    return 1000 * float(np.median(times))
+def time_page(detector: Detector, repeats: int = 3) -> float:
+    """Milliseconds (median of `repeats`) to run `detector` on the occluded A4 page of `speed.a4_page`."""
+    image = a4_page().image
+    return median_ms(lambda: detector(image), repeats)
 
 
 def write_report(report_dir: Path, detector: Detector, n: int, seed: int, real_dirs: tuple[Path, ...] = ()) -> str:

@@ -44,15 +44,23 @@ class PartialConv2d(nn.Conv2d):
         assert mask.shape[1] in (1, x.shape[1]), \
             f"mask has {mask.shape[1]} channels, expected 1 or {x.shape[1]}"
         assert mask.shape[2:] == x.shape[2:], f"mask {tuple(mask.shape)} and features {tuple(x.shape)} differ in size"
+        mask = mask.detach()
+        # Summing the mask over channels first turns the C_in*kH*kW window sum into one 1-channel conv.
+        return self.masked(x * mask.to(x.dtype), mask.sum(1, keepdim=True), mask.shape[1])
+
+    def masked(self, masked_x: torch.Tensor, known_channels: torch.Tensor, channels: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """`forward` for features already multiplied by their mask, given `known_channels` (B, 1, H, W): how many
+        of `channels` channels each pixel knows. A decoder joins two inputs, each with a one-channel mask, this
+        way without building a mask of every channel."""
         with torch.no_grad():
-            # Summing the mask over channels first turns the C_in*kH*kW window sum into one 1-channel conv.
-            known = F.conv2d(mask.sum(1, keepdim=True).to(self.window.dtype), self.window,
+            # counts in float32 whatever the features' precision: float16 spells integers exactly only to 2048
+            known = F.conv2d(known_channels.float(), self.window.float(),
                              stride=self.stride, padding=self.padding, dilation=self.dilation)  # (B, 1, H', W')
-            window_size = mask.shape[1] * self.window.numel()
-            new_mask = (known > 0).to(x.dtype)
+            window_size = channels * self.window.numel()
+            new_mask = (known > 0).to(masked_x.dtype)
             # where(), not a product with new_mask: window_size / eps overflows fp16 and inf * 0 is NaN.
-            scale = torch.where(known > 0, window_size / known.clamp(min=self.eps), 0.0).to(x.dtype)
-        out = self._conv_forward(x * mask.detach().to(x.dtype), self.weight, None) * scale
+            scale = torch.where(known > 0, window_size / known.clamp(min=self.eps), 0.0).to(masked_x.dtype)
+        out = self._conv_forward(masked_x, self.weight, None) * scale
         if self.bias is not None:
             out = (out + self.bias.view(1, -1, 1, 1)) * new_mask
         return out, new_mask

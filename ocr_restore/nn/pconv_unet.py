@@ -50,9 +50,10 @@ class DecoderBlock(nn.Module):
     def forward(self, x, mask, skip, skip_mask):
         x = F.interpolate(x, scale_factor=2, mode="nearest")
         mask = F.interpolate(mask, scale_factor=2, mode="nearest")
-        # one mask channel per feature channel, so a window counts the known elements of both inputs
-        mask = torch.cat([mask.expand(-1, x.shape[1], -1, -1), skip_mask.expand(-1, skip.shape[1], -1, -1)], 1)
-        x, mask = self.conv(torch.cat([x, skip], 1), mask)
+        # a window counts the known elements of both inputs, as a mask of every channel would
+        known_channels = x.shape[1] * mask + skip.shape[1] * skip_mask
+        x, mask = self.conv.masked(torch.cat([x * mask, skip * skip_mask], 1), known_channels,
+                                   x.shape[1] + skip.shape[1])
         return self.act(self.bn(x)), mask
 
 

@@ -70,6 +70,10 @@ eval/ic03/recoverable:
 eval/pages/recoverable:
 	ocr-restore synth eval/pages --real $(TRAIN_REAL)/doc_pages --held-out --seed 1000
 
+# the same documents under pen strokes and scribbles alone (0.04 to 0.35 em wide): the thin occluders' bar
+eval/docs-thin/recoverable:
+	ocr-restore synth eval/docs-thin --kind docs --n 300 --seed 1000 --shapes stroke,scribble
+
 SETS := docs sroie iiit5k ic03 pages
 # how each set is scored: receipt lines case-insensitively, scene words on letters and digits too; receipt lines
 # and scene words are read by both OCR engines, Tesseract and PP-OCRv4, on the same restorations
@@ -85,8 +89,10 @@ define BENCH_SET
 
 endef
 
-bench: setup $(foreach set,$(SETS),eval/$(set)/recoverable)
+bench: setup $(foreach set,$(SETS),eval/$(set)/recoverable) eval/docs-thin/recoverable
 	$(foreach set,$(SETS),$(call BENCH_SET,$(set)))
+	ocr-restore bench eval/docs-thin/occluded --masks eval/docs-thin/mask $(call REFERENCES,docs-thin) -o eval/docs-thin/report \
+		--workers 2 --inpainter pconv
 	ocr-restore bench-detector -o eval/detector --n 100 --seed 2000 --clean-real eval/sroie/clean --clean-real eval/iiit5k/clean \
 		--clean-real eval/ic03/clean
 	ocr-restore bench-speed -o eval/speed

@@ -10,3 +10,4 @@ OCR_ENGINES = ("tesseract", "rapidocr")  # rapidocr: PP-OCRv4 on onnxruntime, fo
 AUTO_STAGES = {"detector": ("model", "classical"), "inpainter": ("pconv", "telea")}
 FORMATS = ("hocr", "alto")  # output formats beside .txt and .json (ocr_restore.formats)
 DPI = 300  # the resolution PDF pages are rasterised at, unless --dpi says otherwise
+SHAPE_KINDS = ("line", "stroke", "scribble", "circle", "ellipse", "rect", "polygon", "blob", "freeform")  # occluders

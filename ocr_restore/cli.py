@@ -11,7 +11,7 @@ from pathlib import Path
 
 import click
 
-from .choices import DETECTORS, DPI, FORMATS, INPAINTERS, OCR_ENGINES, READINGS
+from .choices import DETECTORS, DPI, FORMATS, INPAINTERS, OCR_ENGINES, READINGS, SHAPE_KINDS
 from .errors import InputFileError, MissingDependencyError, OcrRestoreError
 
 __all__ = ["main"]
@@ -57,6 +57,15 @@ def _engines(ctx, param, value: str) -> tuple[str, ...]:
     if unknown or len(set(engines)) < len(engines):
         raise click.BadParameter(f"{value!r}: give {' or '.join(OCR_ENGINES)}, or for bench both, comma-separated")
     return engines
+
+
+def _shape_kinds(ctx, param, value: str) -> tuple[str, ...]:
+    """--shapes: occluder kinds, comma-separated, each one of SHAPE_KINDS."""
+    kinds = tuple(dict.fromkeys(name.strip() for name in value.split(",")))
+    unknown = [name for name in kinds if name not in SHAPE_KINDS]
+    if unknown:
+        raise click.BadParameter(f"{', '.join(unknown)}: choose among {', '.join(SHAPE_KINDS)}")
+    return kinds
 
 
 def _checked_engines(engines: tuple[str, ...], lang: str, several: bool = False) -> tuple[str, ...]:
@@ -296,7 +305,9 @@ def bench(in_dir, gt, report_dir, masks, clean, recoverable, workers, ignore_cas
               help="Occlude this folder of real images instead of rendering; evaluation only. Without a labels.tsv "
                    "(filename<TAB>text) there, Tesseract's reading of each clean image is the reference.")
 @click.option("--held-out", is_flag=True, help="With --real: only the images a training folder holds out of training.")
-def synth(out_dir, kind, n, seed, coverage, real_dir, held_out):
+@click.option("--shapes", default=",".join(SHAPE_KINDS), show_default=True, callback=_shape_kinds,
+              help="The occluders' kinds, comma-separated: a set of one kind measures what it costs.")
+def synth(out_dir, kind, n, seed, coverage, real_dir, held_out, shapes):
     """Write a set: clean/, occluded/, mask/, recoverable/ (the clean images less the characters the occluders hid
     wholly), gt.tsv and *.gt.txt, ready for bench and batch."""
     from .data.synth import occlude_real_set, write_synth_set
@@ -309,7 +320,7 @@ def synth(out_dir, kind, n, seed, coverage, real_dir, held_out):
             truth = clean_readings(real_dir, held_out, n)
         occlude_real_set(real_dir, out_dir, seed, coverage, n, held_out, truth)
     else:
-        write_synth_set(out_dir, kind, n or 100, seed, coverage)
+        write_synth_set(out_dir, kind, n or 100, seed, coverage, shapes)
     click.echo(f"wrote {out_dir}; benchmark it with: ocr-restore bench {out_dir / 'occluded'} --masks {out_dir / 'mask'} "
                f"--clean {out_dir / 'clean'} --recoverable {out_dir / 'recoverable'} -o {out_dir / 'report'}")
 

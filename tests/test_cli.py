@@ -244,6 +244,16 @@ def test_a_20_pixel_word_and_an_a4_page_at_300_dpi(tmp_path, size):
         assert 0 < record["occluded_fraction"] < 0.01
 
 
+def test_synth_draws_only_the_shapes_asked_for(tmp_path):
+    made = invoke("synth", tmp_path / "thin", "--n", 2, "--seed", 5, "--shapes", "stroke,scribble")
+    assert made.exit_code == 0, made.output
+    kinds = {shape.split("/")[0] for shapes in pd.read_csv(tmp_path / "thin" / "meta.csv").shapes for shape in shapes.split(";")}
+    assert kinds and kinds <= {"stroke", "scribble"}
+    refused = invoke("synth", tmp_path / "bad", "--n", 1, "--shapes", "stroke,bar")
+    assert refused.exit_code != 0 and "bar: choose among line, stroke" in refused.output
+    assert not (tmp_path / "bad").exists()
+
+
 def test_a_synth_set_feeds_bench_and_batch_directly(tmp_path):
     made = invoke("synth", tmp_path / "set", "--kind", "receipts", "--n", 2, "--seed", 5)
     assert made.exit_code == 0, made.output

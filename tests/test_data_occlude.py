@@ -85,6 +85,17 @@ def test_deterministic_and_varied():
     assert {s.colour for s in shapes} == set(COLOURS)
 
 
+def test_kinds_restrict_the_shapes_and_nothing_else_of_the_draw():
+    rng = np.random.default_rng(12)
+    thin = [s for sample in _samples(13, 3) for s in occlude(sample, rng, 0.3, kinds=("stroke", "scribble")).shapes]
+    assert {s.kind for s in thin} == {"stroke", "scribble"}
+    sample = render("docs", np.random.default_rng(8))
+    every = occlude(sample, np.random.default_rng(1), 0.2, kinds=SHAPE_KINDS)
+    assert np.array_equal(every.image, occlude(sample, np.random.default_rng(1), 0.2).image)
+    with pytest.raises(AssertionError, match="kinds must be among"):
+        occlude(sample, rng, 0.2, kinds=("bar",))
+
+
 def test_paper_shapes_erase_text_and_nothing_else():
     rng = np.random.default_rng(11)
     paper_area = erased = ink_under_paper = changed_ink_under_paper = 0

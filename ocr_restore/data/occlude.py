@@ -16,15 +16,15 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from ..choices import SHAPE_KINDS
 from .render import TextImage, _hsv, _smooth_field
 
 __all__ = ["SHAPE_KINDS", "STYLES", "COLOURS", "Shape", "Occlusion", "occlude", "hidden_share", "recoverable",
            "text_region"]
 
-SHAPE_KINDS = ("line", "stroke", "scribble", "circle", "ellipse", "rect", "polygon", "blob", "freeform")
 STYLES = ("filled", "outline", "textured", "highlighter")
 COLOURS = ("black", "white", "paper", "grey", "saturated")
-_SHAPE_P = np.array([0.14, 0.14, 0.12, 0.07, 0.08, 0.15, 0.1, 0.1, 0.1])  # redaction bars and strokes are commonest
+_SHAPE_P = np.array([0.14, 0.14, 0.12, 0.07, 0.08, 0.15, 0.1, 0.1, 0.1])  # per SHAPE_KINDS: bars and strokes are commonest
 _COLOUR_P = np.array([0.35, 0.12, 0.13, 0.15, 0.25])
 _CLOSED = {"circle", "ellipse", "rect", "polygon", "blob"}
 _TOLERANCE = 0.1  # a shape may overshoot the requested coverage by this share of it
@@ -233,9 +233,12 @@ def _anchors(rng, sample: TextImage, region) -> np.ndarray:
     return ink[rng.choice(len(ink), min(len(ink), 400), replace=False)] if len(ink) else np.zeros((0, 2))
 
 
-def occlude(sample: TextImage, rng: np.random.Generator, coverage: float) -> Occlusion:
-    """Paint shapes over `sample` until they cover `coverage` (0.01 to 0.4) of its text region."""
+def occlude(sample: TextImage, rng: np.random.Generator, coverage: float, kinds: tuple[str, ...] = SHAPE_KINDS) -> Occlusion:
+    """Paint shapes of `kinds` (SHAPE_KINDS, each as common as among all) over `sample` until they cover `coverage`
+    (0.01 to 0.4) of its text region."""
     assert 0 < coverage <= 0.6, f"coverage {coverage} out of range (0, 0.6]"
+    assert kinds and set(kinds) <= set(SHAPE_KINDS), f"kinds must be among {SHAPE_KINDS}, got {kinds}"
+    kind_p = np.array([_SHAPE_P[SHAPE_KINDS.index(kind)] for kind in kinds])
     h, w = sample.image.shape[:2]
     em = max(sample.text_height, 4.0)
     region = text_region(sample)
@@ -253,7 +256,7 @@ def occlude(sample: TextImage, rng: np.random.Generator, coverage: float) -> Occ
         remaining = target - painted
         if remaining <= target * _CLOSE_ENOUGH:
             break
-        kind = SHAPE_KINDS[rng.choice(len(SHAPE_KINDS), p=_SHAPE_P / _SHAPE_P.sum())]
+        kind = kinds[rng.choice(len(kinds), p=kind_p / kind_p.sum())]
         colour = COLOURS[rng.choice(len(COLOURS), p=_COLOUR_P)]
         style = "filled"
         if colour != "paper":

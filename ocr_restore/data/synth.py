@@ -29,7 +29,7 @@ from ..errors import InputFileError
 from ..files import atomic_path, find_images, read_image, read_transcripts, write_image, write_mask, write_text
 from ..textscale import CROP_EM_PER_HEIGHT, estimate_text_height
 from .dataset import held_out
-from .occlude import Occlusion, occlude, recoverable
+from .occlude import SHAPE_KINDS, Occlusion, occlude, recoverable
 from .render import KINDS, TextImage, from_image, ink_components, render
 
 __all__ = ["write_synth_set", "occlude_real_set", "save_sample_grid"]
@@ -100,7 +100,8 @@ def _finish(out_dir: Path, texts: dict[str, str], rows: list[dict]) -> None:
     write_text(out_dir / "meta.csv", table.getvalue())
 
 
-def write_synth_set(out_dir: str | Path, kind: str, n: int, seed: int, coverage: tuple[float, float] = (0.05, 0.3)) -> Path:
+def write_synth_set(out_dir: str | Path, kind: str, n: int, seed: int, coverage: tuple[float, float] = (0.05, 0.3),
+                    shapes: tuple[str, ...] = SHAPE_KINDS) -> Path:
     """Render `n` clean images of `kind`, occlude each, and write the set to `out_dir`."""
     if kind not in KINDS:
         raise ValueError(f"unknown kind {kind!r}; choose one of {', '.join(KINDS)}")
@@ -111,7 +112,7 @@ def write_synth_set(out_dir: str | Path, kind: str, n: int, seed: int, coverage:
         rng = np.random.default_rng([seed, i])
         name = f"{i:05d}"
         sample = render(kind, rng)
-        occlusion = occlude(sample, rng, rng.uniform(*coverage))
+        occlusion = occlude(sample, rng, rng.uniform(*coverage), shapes)
         spread = int(np.ceil(2 * sample.degradation.blur)) + 1
         _write_sample(out_dir, name, sample.image, occlusion, sample.text, sample.char_ink, spread)
         texts[name] = sample.text

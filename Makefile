@@ -70,9 +70,14 @@ eval/ic03/recoverable:
 eval/pages/recoverable:
 	ocr-restore synth eval/pages --real $(TRAIN_REAL)/doc_pages --held-out --seed 1000
 
-# the same documents under pen strokes and scribbles alone (0.04 to 0.35 em wide): the thin occluders' bar
-eval/docs-thin/recoverable:
-	ocr-restore synth eval/docs-thin --kind docs --n 300 --seed 1000 --shapes stroke,scribble
+# the same documents under one family of occluders each, read with the true masks: the figures by occluder kind
+# (thin: pen strokes and scribbles, 0.04 to 0.35 em wide, the thin occluders' bar; lines: rules and bars up to 1.2 em)
+SHAPES_thin := stroke,scribble
+SHAPES_lines := line
+SHAPES_shapes := circle,ellipse,rect,polygon,blob,freeform
+OCCLUDER_SETS := $(foreach family,thin lines shapes,docs-$(family))
+eval/docs-%/recoverable:
+	ocr-restore synth eval/docs-$* --kind docs --n 300 --seed 1000 --shapes $(SHAPES_$*)
 
 SETS := docs sroie iiit5k ic03 pages
 # how each set is scored: receipt lines case-insensitively, scene words on letters and digits too; receipt lines
@@ -82,17 +87,19 @@ BENCH_iiit5k := --ignore-case --alnum --ocr tesseract,rapidocr
 BENCH_ic03 := --ignore-case --alnum
 # a set's reference images: the clean ones and the recoverable ones
 REFERENCES = --clean eval/$(1)/clean --recoverable eval/$(1)/recoverable
-define BENCH_SET
+define BENCH_TRUE_MASKS
 	ocr-restore bench eval/$(1)/occluded --masks eval/$(1)/mask $(call REFERENCES,$(1)) -o eval/$(1)/report --workers 2 $(BENCH_$(1)) --inpainter pconv
+
+endef
+define BENCH_SET
+$(call BENCH_TRUE_MASKS,$(1))
 	ocr-restore bench eval/$(1)/occluded $(call REFERENCES,$(1)) -o eval/$(1)/report-default --workers 2 $(BENCH_$(1))
 	ocr-restore bench eval/$(1)/clean -o eval/$(1)/report-clean --workers 2 $(BENCH_$(1))
 
 endef
-
-bench: setup $(foreach set,$(SETS),eval/$(set)/recoverable) eval/docs-thin/recoverable
+bench: setup $(foreach set,$(SETS) $(OCCLUDER_SETS),eval/$(set)/recoverable)
 	$(foreach set,$(SETS),$(call BENCH_SET,$(set)))
-	ocr-restore bench eval/docs-thin/occluded --masks eval/docs-thin/mask $(call REFERENCES,docs-thin) -o eval/docs-thin/report \
-		--workers 2 --inpainter pconv
+	$(foreach set,$(OCCLUDER_SETS),$(call BENCH_TRUE_MASKS,$(set)))
 	ocr-restore bench-detector -o eval/detector --n 100 --seed 2000 --clean-real eval/sroie/clean --clean-real eval/iiit5k/clean \
 		--clean-real eval/ic03/clean
 	ocr-restore bench-speed -o eval/speed

@@ -75,7 +75,7 @@ eval/pages/recoverable:
 SHAPES_thin := stroke,scribble
 SHAPES_lines := line
 SHAPES_shapes := circle,ellipse,rect,polygon,blob,freeform
-OCCLUDER_SETS := $(foreach family,thin lines shapes,docs-$(family))
+OCCLUDER_SETS := docs-thin docs-lines docs-shapes
 eval/docs-%/recoverable:
 	ocr-restore synth eval/docs-$* --kind docs --n 300 --seed 1000 --shapes $(SHAPES_$*)
 

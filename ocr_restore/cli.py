@@ -59,15 +59,6 @@ def _engines(ctx, param, value: str) -> tuple[str, ...]:
     return engines
 
 
-def _shape_kinds(ctx, param, value: str) -> tuple[str, ...]:
-    """--shapes: occluder kinds, comma-separated, each one of SHAPE_KINDS."""
-    kinds = tuple(dict.fromkeys(name.strip() for name in value.split(",")))
-    unknown = [name for name in kinds if name not in SHAPE_KINDS]
-    if unknown:
-        raise click.BadParameter(f"{', '.join(unknown)}: choose among {', '.join(SHAPE_KINDS)}")
-    return kinds
-
-
 def _checked_engines(engines: tuple[str, ...], lang: str, several: bool = False) -> tuple[str, ...]:
     """The engines, if they go with --lang and there is one where only one is read with."""
     if len(engines) > 1 and not several:
@@ -112,16 +103,22 @@ pipeline_options = _options(  # shared by every command that runs the pipeline
 
 dpi_option = click.option("--dpi", type=click.IntRange(36, 1200), default=DPI, show_default=True,
                           help="Resolution PDF pages are rasterised at.")
-def _formats(ctx, param, values) -> tuple[str, ...]:
-    names = tuple(dict.fromkeys(name.strip() for value in values for name in value.split(",")))
-    unknown = [name for name in names if name not in FORMATS]
-    if unknown:
-        raise click.BadParameter(f"{', '.join(unknown)}: choose among {', '.join(FORMATS)}")
-    return names
+def _listed(choices: tuple[str, ...]):
+    """A click callback: names comma-separated, in one value or several, each one of `choices`, kept once each."""
+
+    def parse(ctx, param, values) -> tuple[str, ...]:
+        values = (values,) if isinstance(values, str) else values
+        names = tuple(dict.fromkeys(name.strip() for value in values for name in value.split(",")))
+        unknown = [name for name in names if name not in choices]
+        if unknown:
+            raise click.BadParameter(f"{', '.join(unknown)}: choose among {', '.join(choices)}")
+        return names
+
+    return parse
 
 
 format_option = click.option(  # run and batch
-    "--format", "formats", multiple=True, callback=_formats, metavar="hocr,alto",
+    "--format", "formats", multiple=True, callback=_listed(FORMATS), metavar="hocr,alto",
     help="Also write <stem>.hocr (hOCR 1.2) and/or <stem>.alto.xml (ALTO 4) beside .txt and .json: word boxes, "
          "confidences and provenance (x_source, x_hidden; ALTO PROCESSINGREFS).")
 reading_option = click.option(  # run and batch; bench reports both readings
@@ -305,7 +302,7 @@ def bench(in_dir, gt, report_dir, masks, clean, recoverable, workers, ignore_cas
               help="Occlude this folder of real images instead of rendering; evaluation only. Without a labels.tsv "
                    "(filename<TAB>text) there, Tesseract's reading of each clean image is the reference.")
 @click.option("--held-out", is_flag=True, help="With --real: only the images a training folder holds out of training.")
-@click.option("--shapes", default=",".join(SHAPE_KINDS), show_default=True, callback=_shape_kinds,
+@click.option("--shapes", default=",".join(SHAPE_KINDS), show_default=True, callback=_listed(SHAPE_KINDS),
               help="The occluders' kinds, comma-separated: a set of one kind measures what it costs.")
 def synth(out_dir, kind, n, seed, coverage, real_dir, held_out, shapes):
     """Write a set: clean/, occluded/, mask/, recoverable/ (the clean images less the characters the occluders hid

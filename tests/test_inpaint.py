@@ -7,7 +7,7 @@ import torch
 
 from ocr_restore import inpaint
 from ocr_restore.errors import ModelError
-from ocr_restore.inpaint import INPAINTERS, PConvInpainter, build_inpainter
+from ocr_restore.inpaint import INPAINTERS, Crop, PConvInpainter, build_inpainter
 from ocr_restore.nn.pconv_unet import CONFIGS, PConvUNet, save_pconv
 from ocr_restore.textscale import TEXT_HEIGHT
 
@@ -96,6 +96,26 @@ def test_a_page_with_small_holes_is_restored_around_them_only():
     crops = inpainter.plan(hole, 40.0, TEXT_HEIGHT / 40)
     assert len(crops) == 3
     assert sum((c.context[1] - c.context[0]) * (c.context[3] - c.context[2]) for c in crops) < 0.02 * hole.size
+
+
+def test_batches_pad_no_crop_beyond_the_unets_stride():
+    """Mixed crop sizes: each batch holds crops of one padded size, so the model computes no more pixels than
+    the crops padded one by one, and each crop is restored once."""
+    inpainter = PConvInpainter(PConvUNet(CONFIGS["tiny"]), batch_pixels=3 * 64 * 64)
+    multiple = 2 ** inpainter.model.depth
+    padded = lambda n: -(-n // multiple) * multiple
+    sizes = [(30, 200), (200, 30), (60, 60), (64, 64), (33, 33), (64, 64), (64, 64), (64, 64), (300, 300)]
+    crops = [Crop((0, h, 0, w), (0, h, 0, w), np.ones((h, w), bool)) for h, w in sizes]
+    batches = list(inpainter.batches(crops, 1.0))
+    assert sorted(id(c) for b in batches for c in b) == sorted(id(c) for c in crops)
+    computed = 0
+    for batch in batches:
+        shapes = {(padded(c.core[1]), padded(c.core[3])) for c in batch}
+        assert len(shapes) == 1
+        (h, w), = shapes
+        assert len(batch) == 1 or len(batch) * h * w <= inpainter.batch_pixels
+        computed += len(batch) * h * w
+    assert computed == sum(padded(h) * padded(w) for h, w in sizes)
 
 
 def test_text_is_scaled_to_the_model_height(tiny_weights):

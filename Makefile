@@ -5,7 +5,7 @@ APT_PACKAGES := tesseract-ocr tesseract-ocr-eng fonts-dejavu-core fonts-dejavu-e
 	fonts-urw-base35 fonts-freefont-ttf fonts-noto-core fortunes fortunes-min wamerican ghostscript
 STAMP := .make
 
-.PHONY: setup demo test fuzz bench train-inpainter clean
+.PHONY: setup demo test fuzz bench train-inpainter train-detector clean
 
 setup: $(STAMP)/apt $(STAMP)/pip
 
@@ -120,6 +120,13 @@ runs/pconv-glyph7/pconv.safetensors: runs/pconv-glyph7/last.pt
 		--data synthetic:0.5 --data $(TRAIN_REAL)/sroie_lines_train:0.2 --data $(TRAIN_REAL)/iiit5k_train:0.15 \
 		--data $(TRAIN_REAL)/doc_pages:0.15 --tight-share 0.3 --scale-jitter 0.4 --style-weight 1.2 --seed 70 \
 		--steps-phase1 60000 --steps-phase2 15000 --val-every 1000 --ckpt-every 250 --batch-size 16
+
+# The detector's run 9 (model card): the shipped detector fine-tuned with real pages beside renders, receipt lines
+# and scene words, resumed from runs/detector-pages9/last.pt.
+train-detector: setup
+	ocr-restore train detector -o runs/detector-pages9 --init ocr_restore/models/detector.safetensors --device $(DEVICE) \
+		--workers $(WORKERS) --steps 6000 --lr 5e-4 --seed 9 --clean-share 0.35 --tight-share 0.5 --data synthetic:0.45 \
+		--data $(TRAIN_REAL)/doc_pages:0.3 --data $(TRAIN_REAL)/sroie_lines_train:0.15 --data $(TRAIN_REAL)/iiit5k_train:0.1
 
 clean:
 	rm -rf out $(STAMP) .pytest_cache

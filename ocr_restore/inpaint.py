@@ -148,7 +148,7 @@ class PConvInpainter(Inpainter):
         """Crops of one padded size per batch, at most `batch_pixels` model pixels each: the U-Net pads every
         crop to a multiple of its stride, and a batch pads its crops to the largest, so mixing sizes costs
         the convolutions of the padding (on a page, a third of the pixels)."""
-        multiple = 2 ** self.model.depth
+        multiple = self.model.multiple
         by_size = defaultdict(list)
         for crop in crops:
             h, w = self.model_size(crop, scale)

@@ -102,7 +102,7 @@ def test_batches_pad_no_crop_beyond_the_unets_stride():
     """Mixed crop sizes: each batch holds crops of one padded size, so the model computes no more pixels than
     the crops padded one by one, and each crop is restored once."""
     inpainter = PConvInpainter(PConvUNet(CONFIGS["tiny"]), batch_pixels=3 * 64 * 64)
-    multiple = 2 ** inpainter.model.depth
+    multiple = inpainter.model.multiple
     padded = lambda n: -(-n // multiple) * multiple
     sizes = [(30, 200), (200, 30), (60, 60), (64, 64), (33, 33), (64, 64), (64, 64), (64, 64), (300, 300)]
     crops = [Crop((0, h, 0, w), (0, h, 0, w), np.ones((h, w), bool)) for h, w in sizes]

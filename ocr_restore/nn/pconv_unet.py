@@ -120,6 +120,11 @@ class PConvUNet(nn.Module):
     def depth(self) -> int:
         return len(self.config.widths)
 
+    @property
+    def multiple(self) -> int:
+        """Input sides are padded to a multiple of this."""
+        return 2 ** self.depth
+
     def forward(self, image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """The network output (B, C, H, W) for `image` (B, C, H, W) in [0, 1] and `mask`
         (B, 1, H, W), 1 = known, 0 = hole. Use `composite` to keep the known pixels."""
@@ -135,8 +140,7 @@ class PConvUNet(nn.Module):
 
     def _unet(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         H, W = x.shape[2:]
-        multiple = 2 ** self.depth
-        pad = (0, -W % multiple, 0, -H % multiple)
+        pad = (0, -W % self.multiple, 0, -H % self.multiple)
         x, m = F.pad(x, pad), F.pad(mask.to(x.dtype), pad)  # padding is unknown: zeros in the mask
         skips = [(x, m)]
         for block in self.encoder:

@@ -142,6 +142,39 @@ def _word_groups(ours: list[Word], theirs: list[Word]) -> list[tuple[list[Word],
     return list(groups.values())
 
 
+def _paired_lines(ours: list[list[Word]], theirs: list[list[Word]]) -> list[tuple[list[Word], list[Word]]]:
+    """Two readings' lines paired by where they lie, not by their order: a reading with one line more (junk
+    read over a restored stroke) would shift every pair after it. Lines whose extents overlap pair, the highest
+    intersection over union first (a junk word's tall box can reach into the next line), each at most once; a line without a partner pairs with []. In `ours`' order, each of
+    `theirs`' lone lines after the line that the line before it pairs with. Readings that share no line pair
+    by order."""
+    def overlap(a: list[Word], b: list[Word]) -> float:
+        (ax0, ay0, ax1, ay1), (bx0, by0, bx1, by1) = words_extent(a), words_extent(b)
+        both = max(0, min(ax1, bx1) - max(ax0, bx0)) * max(0, min(ay1, by1) - max(ay0, by0))
+        return both / ((ax1 - ax0) * (ay1 - ay0) + (bx1 - bx0) * (by1 - by0) - both or 1)
+
+    overlaps = sorted(((overlap(a, b), i, j) for i, a in enumerate(ours) if a for j, b in enumerate(theirs) if b),
+                      reverse=True)
+    partner_of_ours, partner_of_theirs = {}, {}
+    for area, i, j in overlaps:
+        if area > 0 and i not in partner_of_ours and j not in partner_of_theirs:
+            partner_of_ours[i], partner_of_theirs[j] = j, i
+    if not partner_of_ours:  # no line in common: nothing places one reading's lines among the other's
+        return list(zip(ours, theirs))
+    lone_after: dict[int, list[list[Word]]] = {}  # ours' index (-1: before the first) -> theirs' lone lines
+    after = -1
+    for j, b in enumerate(theirs):
+        if j in partner_of_theirs:
+            after = partner_of_theirs[j]
+        else:
+            lone_after.setdefault(after, []).append(b)
+    pairs = [([], b) for b in lone_after.get(-1, [])]
+    for i, a in enumerate(ours):
+        pairs.append((a, theirs[partner_of_ours[i]] if i in partner_of_ours else []))
+        pairs += [([], b) for b in lone_after.get(i, [])]
+    return pairs
+
+
 def recognise_all(images: list[np.ndarray], lang: str = "eng", psm: int | None = None, processes: int = 1) -> list[OcrResult]:
     """`recognise` on each image, in order, with up to `processes` Tesseracts running side by side.
 
@@ -178,8 +211,9 @@ def more_confident(restored: OcrResult, original: OcrResult, margin: float = CON
     With `judge`, a second opinion (`judge.InkJudge`), its word decides between the two readings of words a
     hole touches: True keeps `original`'s; where it has none (None), the confidence decides.
     Without `keep_new_words`, a word under a hole that only `restored` reads is dropped.
-    The readings' lines are paired in order. Readings with different numbers of
-    lines, and paired lines that share no rows, are compared whole: by the judge
+    The readings' lines are paired by where they lie (`_paired_lines`); a line only
+    one reading has, and lines of readings that share none, are compared whole.
+    Readings with different numbers of lines are compared whole: by the judge
     where the image is `one_line` (`one_line_crop`) and one of them reads at
     most one line (reading nothing is an answer it can refute); where both read
     several lines of an image taller than one, with `known_letters` (how many letters
@@ -207,15 +241,16 @@ def more_confident(restored: OcrResult, original: OcrResult, margin: float = CON
             return original, len(original.words)
         return restored, 0
     chosen, from_original = [], 0
-    for a, b in zip(ours, theirs):
-        # lines paired by order are not the same line when the layout changed: then they are compared whole
-        same_line = a and b and _share_rows(words_extent(a), words_extent(b))
+    for a, b in _paired_lines(ours, theirs):
         line = []
+        # a lone line, or lines of readings that share none, are compared whole
+        same_line = a and b and _share_rows(words_extent(a), words_extent(b))
         for mine, other in _word_groups(a, b) if same_line else [(a, b)]:
             take = prefer_original(mine, other)
             line += other if take else mine
             from_original += len(other) if take else 0
-        chosen.append(sorted(line, key=lambda w: w.box[0]))
+        if line:
+            chosen.append(sorted(line, key=lambda w: w.box[0]))
     return OcrResult.from_lines(chosen, restored.psm), from_original
 
 

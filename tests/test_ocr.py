@@ -105,6 +105,21 @@ def test_readings_of_different_layouts_are_compared_whole():
     assert more_confident(reading([("Total", 99, 0)]), shifted)[0].text == "Total"
 
 
+def test_lines_pair_by_where_they_lie_not_by_their_order():
+    # the restoration read junk above the first line, the input junk below the last: paired by order, each line
+    # would meet its neighbour, and the page would read "Total 9.90\nTotal 9.99\n=", a line twice and one lost
+    restored = reading([("~~", 30, 0)], [("Total", 90, 0), ("9.99", 90, 60)], [("Cash", 90, 0)])
+    original = OcrResult.from_lines([[Word(text, confidence, (x, y, x + 10 * len(text), y + 15)) for text, confidence, x in line]
+                                     for y, line in ((20, [("Total", 95, 0), ("9.90", 95, 60)]), (40, [("Cash", 80, 0)]),
+                                                     (60, [("=", 40, 0)]))], 3)
+    hole = np.zeros((80, 120), bool)
+    hole[22:30, 65:95] = True  # over the amount only
+    chosen, from_original = more_confident(restored, original, mask=hole)
+    # away from the hole the input's reading, its junk line too; the restored junk line no hole touches is dropped
+    assert chosen.text == "Total 9.99\nCash\n="
+    assert from_original == 3
+
+
 def test_the_judge_decides_where_one_reading_has_at_most_one_line():
     asked = []
 

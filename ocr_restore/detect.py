@@ -10,7 +10,7 @@ text's em measured away from what it found (Restoration.em).
 The model runs at the normalised text scale in overlapping tiles, so memory stays
 bounded on a 300-dpi page. An occluder merged with the text misleads the em
 estimate, so the em is measured again without what the first pass found, and the
-model runs again when the two differ by more than RESCALE. Each pass averages
+model runs again when the two differ by more than RESCALE; an em the caller gives is trusted. Each pass averages
 the probabilities with an eroded context view at half the scale, which sees far
 enough to know the inside of a wide shape from plain ground. An input smaller
 than the training crop (MIN_INPUT) is padded to it by edge replication, as the
@@ -131,16 +131,20 @@ class Detector:
         assert dilate >= 0, f"dilate must be >= 0 pixels, got {dilate}"
         self.threshold, self.dilate = threshold, dilate
 
-    def probabilities(self, image: np.ndarray, em: float | None) -> tuple[np.ndarray, np.ndarray, float | None]:
-        """float32 HxW probabilities of (occluder, paper-coloured occluder), and the em measured away from them.
-        Arrays of this call's own: `__call__` reuses the first for the result."""
+    def probabilities(self, image: np.ndarray, em: float | None, remeasure: bool = True
+                      ) -> tuple[np.ndarray, np.ndarray, float | None]:
+        """float32 HxW probabilities of (occluder, paper-coloured occluder), and the em measured away from them
+        where `remeasure` allows (not an em the caller measured). Arrays of this call's own: `__call__` reuses the
+        first for the result."""
         raise NotImplementedError
 
     def __call__(self, image: np.ndarray, em: float | None = None) -> Detection:
-        """`em`: the text's em in pixels when the caller has measured it; else it is measured here."""
+        """`em`: the text's em in pixels when the caller has measured it, and then trusted; else it is measured
+        here, and again away from what the first pass found."""
         if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
             raise ValueError(f"expected a uint8 HxWx3 RGB image, got {image.dtype} {image.shape}")
-        occluder, paper, em = self.probabilities(image, em if em is not None else estimate_text_height(image))
+        remeasure = em is None
+        occluder, paper, em = self.probabilities(image, estimate_text_height(image) if remeasure else em, remeasure)
         # a paper-coloured shape is masked whole, not just where it hides ink: the inpainter must
         # not be told the shape of the missing glyphs
         paper_mask = paper >= self.threshold
@@ -202,21 +206,22 @@ class ModelDetector(Detector):
                 out[:, ya:yb, xa:xb] = p[:, ya - y0 : yb - y0, xa - x0 : xb - x0]
         return out
 
-    def probabilities(self, image, em):
+    def probabilities(self, image, em, remeasure=True):
         if light_on_dark(image):  # it learnt text darker than its ground, as print is; a sign's is often lighter
             image = 255 - image
         # the maps stay at the model's scale until the end, where they take a page's size: on a huge page
         # two maps of its size (8 bytes a pixel) are the most this holds beside the page itself
         scale = _text_scale(image, em)
         maps = self._maps_at(image, scale)
-        found = self._found(maps, image.shape[:2])
-        if found.any():
-            em = estimate_text_height(image, ignore=found)
-            rescale = _text_scale(image, em)
-            if max(rescale / scale, scale / rescale) > RESCALE:
-                del maps  # before the second pass, not beside it
-                maps = self._maps_at(image, rescale)
-        del found
+        if remeasure:
+            found = self._found(maps, image.shape[:2])
+            if found.any():
+                em = estimate_text_height(image, ignore=found)
+                rescale = _text_scale(image, em)
+                if max(rescale / scale, scale / rescale) > RESCALE:
+                    del maps  # before the second pass, not beside it
+                    maps = self._maps_at(image, rescale)
+            del found
         occluder = _resize(maps[0], image.shape[:2])
         return occluder, _resize(maps[1], image.shape[:2]), em
 
@@ -259,7 +264,7 @@ class ClassicalDetector(Detector):
     THICK = 3  # disc radius (px at em 24): thicker ink is a marker or a blot, not a letter stroke
     CHROMA = 30  # Lab (a, b) distance from the text colour beyond which ink is another pen
 
-    def probabilities(self, image, em):
+    def probabilities(self, image, em, remeasure=True):
         small = _at_scale(image, _text_scale(image, em))
         # the median runs at a quarter of the scale: a kernel of 8 em is then 49 px, cheap for cv2's uint8 median
         reduced = _resize(small, (max(1, small.shape[0] // 4), max(1, small.shape[1] // 4)))

@@ -94,7 +94,7 @@ def test_evaluation_of_empty_and_full_detectors(made):
     assert (table.recall.dropna() == 0).all() and (table.iou.dropna() == 0).all()
 
     class FlagEverything(Detector):
-        def probabilities(self, image, em):
+        def probabilities(self, image, em, remeasure=True):
             return np.ones(image.shape[:2], np.float32), np.zeros(image.shape[:2], np.float32), em
 
     overall = _overall(evaluate_detector(FlagEverything(), kinds=("docs",), n=2, seed=0))
@@ -119,7 +119,7 @@ def test_false_positives_on_real_images_count_per_ink_pixel(tmp_path):
             super().__init__()
             self.pixels = pixels
 
-        def probabilities(self, image, em):
+        def probabilities(self, image, em, remeasure=True):
             occluder = np.zeros(image.shape[:2], np.float32)
             occluder.flat[: self.pixels] = 1
             return occluder, np.zeros_like(occluder), em

@@ -10,13 +10,13 @@ text's em measured away from what it found (Restoration.em).
 The model runs at the normalised text scale in overlapping tiles, so memory stays
 bounded on a 300-dpi page. An occluder merged with the text misleads the em
 estimate, so the em is measured again without what the first pass found, and the
-model runs again when the two differ by more than RESCALE; an em the caller gives is trusted. Each pass averages
-the probabilities with an eroded context view at half the scale, which sees far
-enough to know the inside of a wide shape from plain ground. An input smaller
-than the training crop (MIN_INPUT) is padded to it by edge replication, as the
-training crops were. Light text on a dark ground (`textscale.light_on_dark`) is
-inverted first: the model learnt print, darker than its paper, and took a sign's dark
-ground for one wide shape. The model runs with its BatchNorms folded into the
+model runs again when the two differ by more than RESCALE (an em the caller gives
+is trusted as it is). Each pass averages the probabilities with an eroded context
+view at half the scale, which sees far enough to know the inside of a wide shape
+from plain ground. An input smaller than the training crop (MIN_INPUT) is padded
+to it by edge replication, as the training crops were. Light text on a dark
+ground (`textscale.light_on_dark`) is inverted first: the model learnt print,
+darker than its paper, and took a sign's dark ground for one wide shape. The model runs with its BatchNorms folded into the
 convolutions, and in bfloat16 where the device computes it natively. Why each of
 these, with the figures: docs/experiments.md.
 """

@@ -145,19 +145,19 @@ def _word_groups(ours: list[Word], theirs: list[Word]) -> list[tuple[list[Word],
 def _paired_lines(ours: list[list[Word]], theirs: list[list[Word]]) -> list[tuple[list[Word], list[Word]]]:
     """Two readings' lines paired by where they lie, not by their order: a reading with one line more (junk
     read over a restored stroke) would shift every pair after it. Lines whose extents overlap pair, the highest
-    intersection over union first (a junk word's tall box can reach into the next line), each at most once; a line without a partner pairs with []. In `ours`' order, each of
-    `theirs`' lone lines after the line that the line before it pairs with. Readings that share no line pair
-    by order."""
-    def overlap(a: list[Word], b: list[Word]) -> float:
+    intersection over union first (a junk word's tall box can reach into the next line), each at most once; a
+    line without a partner pairs with []. In `ours`' order, each of `theirs`' lone lines after the line that
+    the line before it pairs with. Readings that share no line pair by order."""
+    def iou(a: list[Word], b: list[Word]) -> float:
         (ax0, ay0, ax1, ay1), (bx0, by0, bx1, by1) = words_extent(a), words_extent(b)
         both = max(0, min(ax1, bx1) - max(ax0, bx0)) * max(0, min(ay1, by1) - max(ay0, by0))
         return both / ((ax1 - ax0) * (ay1 - ay0) + (bx1 - bx0) * (by1 - by0) - both or 1)
 
-    overlaps = sorted(((overlap(a, b), i, j) for i, a in enumerate(ours) if a for j, b in enumerate(theirs) if b),
+    overlaps = sorted(((iou(a, b), i, j) for i, a in enumerate(ours) if a for j, b in enumerate(theirs) if b),
                       reverse=True)
     partner_of_ours, partner_of_theirs = {}, {}
-    for area, i, j in overlaps:
-        if area > 0 and i not in partner_of_ours and j not in partner_of_theirs:
+    for overlap, i, j in overlaps:
+        if overlap > 0 and i not in partner_of_ours and j not in partner_of_theirs:
             partner_of_ours[i], partner_of_theirs[j] = j, i
     if not partner_of_ours:  # no line in common: nothing places one reading's lines among the other's
         return list(zip(ours, theirs))

@@ -121,8 +121,9 @@ runs/pconv-glyph7/pconv.safetensors: runs/pconv-glyph7/last.pt
 		--data $(TRAIN_REAL)/doc_pages:0.15 --tight-share 0.3 --scale-jitter 0.4 --style-weight 1.2 --seed 70 \
 		--steps-phase1 60000 --steps-phase2 15000 --val-every 1000 --ckpt-every 250 --batch-size 16
 
-# The detector's run 9 (model card): the shipped detector fine-tuned with real pages beside renders, receipt lines
-# and scene words, resumed from runs/detector-pages9/last.pt.
+# The detector's run 9 (model card), shipped since 2026-12-06: run 6 fine-tuned with real pages beside renders,
+# receipt lines and scene words. runs/detector-pages9/last.pt holds its end, so this resumes and ends at once; to
+# repeat it from the start, --init run 6's file (`git show ac5bd8a:ocr_restore/models/detector.safetensors`).
 train-detector: setup
 	ocr-restore train detector -o runs/detector-pages9 --init ocr_restore/models/detector.safetensors --device $(DEVICE) \
 		--workers $(WORKERS) --steps 6000 --lr 5e-4 --seed 9 --clean-share 0.35 --tight-share 0.5 --data synthetic:0.45 \

@@ -16,9 +16,10 @@ view at half the scale, which sees far enough to know the inside of a wide shape
 from plain ground. An input smaller than the training crop (MIN_INPUT) is padded
 to it by edge replication, as the training crops were. Light text on a dark
 ground (`textscale.light_on_dark`) is inverted first: the model learnt print,
-darker than its paper, and took a sign's dark ground for one wide shape. The model runs with its BatchNorms folded into the
-convolutions, and in bfloat16 where the device computes it natively. Why each of
-these, with the figures: docs/experiments.md.
+darker than its paper, and took a sign's dark ground for one wide shape. The
+model runs with its BatchNorms folded into the convolutions, and in bfloat16 where
+the device computes it natively. Why each of these, with the figures:
+docs/experiments.md.
 """
 
 from dataclasses import dataclass

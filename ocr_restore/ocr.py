@@ -148,13 +148,15 @@ def _paired_lines(ours: list[list[Word]], theirs: list[list[Word]]) -> list[tupl
     intersection over union first (a junk word's tall box can reach into the next line), each at most once; a
     line without a partner pairs with []. In `ours`' order, each of `theirs`' lone lines after the line that
     the line before it pairs with. Readings that share no line pair by order."""
-    def iou(a: list[Word], b: list[Word]) -> float:
-        (ax0, ay0, ax1, ay1), (bx0, by0, bx1, by1) = words_extent(a), words_extent(b)
+    def iou(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> float:
+        (ax0, ay0, ax1, ay1), (bx0, by0, bx1, by1) = a, b
         both = max(0, min(ax1, bx1) - max(ax0, bx0)) * max(0, min(ay1, by1) - max(ay0, by0))
         return both / ((ax1 - ax0) * (ay1 - ay0) + (bx1 - bx0) * (by1 - by0) - both or 1)
 
-    overlaps = sorted(((iou(a, b), i, j) for i, a in enumerate(ours) if a for j, b in enumerate(theirs) if b),
-                      reverse=True)
+    # each extent once: a page's lines are paired all against all
+    our_extents, their_extents = ([(i, words_extent(line)) for i, line in enumerate(lines) if line]
+                                  for lines in (ours, theirs))
+    overlaps = sorted(((iou(a, b), i, j) for i, a in our_extents for j, b in their_extents), reverse=True)
     partner_of_ours, partner_of_theirs = {}, {}
     for overlap, i, j in overlaps:
         if overlap > 0 and i not in partner_of_ours and j not in partner_of_theirs:

@@ -104,17 +104,26 @@ bench: setup $(foreach set,$(SETS) $(OCCLUDER_SETS),eval/$(set)/recoverable)
 		--clean-real eval/ic03/clean
 	ocr-restore bench-speed -o eval/speed
 
-# The inpainter's training campaign (model card): run 8 fine-tunes run 7's final weights on more scene words,
-# resumed from runs/pconv-glyph8/last.pt. On a GPU: make train-inpainter DEVICE=cuda WORKERS=12 (the same run).
+# The inpainter's training campaign (model card): run 9 fine-tunes run 8's final weights with the pretrained
+# recognizer's CTC loss on occluded text lines beside the pixel terms (issue #21 part 2b), resumed from
+# runs/pconv-ctc9/last.pt. On a GPU: make train-inpainter DEVICE=cuda WORKERS=12 (the same run).
 DEVICE ?= auto
 WORKERS ?= 1
-train-inpainter: setup runs/pconv-glyph7/pconv.safetensors
-	ocr-restore train inpainter -o runs/pconv-glyph8 --init runs/pconv-glyph7/pconv.safetensors --device $(DEVICE) \
-		--workers $(WORKERS) --data synthetic:0.35 --data $(TRAIN_REAL)/sroie_lines_train:0.2 \
-		--data $(TRAIN_REAL)/iiit5k_train:0.3 --data $(TRAIN_REAL)/doc_pages:0.15 --tight-share 0.3 --scale-jitter 0.4 \
-		--style-weight 1.2 --seed 80 --steps-phase1 0 --steps-phase2 20000 --val-every 1000 --ckpt-every 250 --batch-size 16
+INPAINTER_DATA = --data synthetic:0.35 --data $(TRAIN_REAL)/sroie_lines_train:0.2 --data $(TRAIN_REAL)/iiit5k_train:0.3 \
+	--data $(TRAIN_REAL)/doc_pages:0.15 --tight-share 0.3 --scale-jitter 0.4 --style-weight 1.2
+train-inpainter: setup runs/pconv-glyph8/pconv.safetensors
+	ocr-restore train inpainter -o runs/pconv-ctc9 --init runs/pconv-glyph8/pconv.safetensors --device $(DEVICE) \
+		--workers $(WORKERS) $(INPAINTER_DATA) --ctc-weight 0.01 --ctc-batch 4 --ctc-data synthetic:0.3 \
+		--ctc-data $(TRAIN_REAL)/sroie_lines_train:0.4 --ctc-data $(TRAIN_REAL)/iiit5k_train:0.3 \
+		--seed 90 --steps-phase1 0 --steps-phase2 12000 --val-every 1000 --ckpt-every 250 --batch-size 16
 
-# Run 7 is finished: resuming its checkpoint writes its final weights and trains no further.
+# Runs 7 and 8 are finished (run 8 ended at step 19,000 of the 20,000 planned, flat since step 1,000): resuming a
+# checkpoint writes its final weights and trains no further.
+runs/pconv-glyph8/pconv.safetensors: runs/pconv-glyph8/last.pt runs/pconv-glyph7/pconv.safetensors
+	ocr-restore train inpainter -o runs/pconv-glyph8 --init runs/pconv-glyph7/pconv.safetensors --device $(DEVICE) \
+		--workers $(WORKERS) $(INPAINTER_DATA) --seed 80 --steps-phase1 0 --steps-phase2 19000 --val-every 1000 \
+		--ckpt-every 250 --batch-size 16
+
 runs/pconv-glyph7/pconv.safetensors: runs/pconv-glyph7/last.pt
 	ocr-restore train inpainter -o runs/pconv-glyph7 --config default --device $(DEVICE) --workers $(WORKERS) \
 		--data synthetic:0.5 --data $(TRAIN_REAL)/sroie_lines_train:0.2 --data $(TRAIN_REAL)/iiit5k_train:0.15 \

@@ -32,12 +32,11 @@ import torch
 from .errors import ModelError
 from .choices import DETECTORS
 from .nn.seg_unet import SegUNet, fold_batchnorm, load_seg_unet
-from .nn.weights import resolve_device, shipped
+from .nn.weights import native_bfloat16, resolve_device, shipped
 from .textscale import MIN_INPUT, TEXT_HEIGHT, centre_padding, estimate_text_height, guess_em, light_on_dark
 
 __all__ = [
     "Detection", "Detector", "ModelDetector", "ClassicalDetector", "DETECTORS", "DEFAULT_WEIGHTS", "build_detector",
-    "native_bfloat16",
 ]
 
 DEFAULT_WEIGHTS = shipped("detector.safetensors")
@@ -61,16 +60,6 @@ class Detection:
     paper_mask: np.ndarray  # bool HxW, the part of `mask` under paper-coloured shapes (erasure, white-out)
     probability: np.ndarray  # float32 HxW, probability of an occluder of any colour, before dilation
     em: float | None = None  # the text's em in pixels, measured away from the occluders found; None: no text found
-
-
-def native_bfloat16(device: torch.device) -> bool:
-    """Whether `device` computes bfloat16 convolutions natively (a GPU that has it; a CPU with AVX512-BF16 or
-    AMX). There the detector runs in bfloat16, 1.8 times as fast on an A4 page on 2 AVX512-BF16 cores; its
-    probabilities move by a few hundredths and about 0.1% of the page's mask pixels change
-    (docs/experiments.md). Elsewhere bfloat16 is emulated, slower than float32."""
-    if device.type == "cuda":
-        return torch.cuda.is_bf16_supported()
-    return device.type == "cpu" and torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()
 
 
 def _text_scale(image: np.ndarray, em: float | None) -> float:

@@ -24,7 +24,7 @@ import torch
 from .choices import INPAINTERS
 from .errors import InputFileError, ModelError
 from .nn.pconv_unet import PConvUNet, load_pconv
-from .nn.weights import resolve_device, shipped
+from .nn.weights import native_bfloat16, resolve_device, shipped
 from .textscale import TEXT_HEIGHT, text_height
 
 __all__ = ["INPAINTERS", "DEFAULT_WEIGHTS", "Inpainter", "OpenCVInpainter", "PassThrough", "PConvInpainter", "build_inpainter"]
@@ -98,13 +98,18 @@ class PConvInpainter(Inpainter):
     in one crop, in model pixels (bigger groups are split); batch_pixels: model
     pixels per batch, which bounds memory. A full crop, 280 px and 1.5 em (36 px)
     each side, is 352 px: a multiple of the U-Net's stride, 32, so none of it is padding.
+    bfloat16: convert the model's weights to bfloat16 (None: where the device computes it natively,
+    see `native_bfloat16`); the colour fields and the composition stay in float32.
     """
 
     name = "pconv"
 
     def __init__(self, model: PConvUNet, device: str | torch.device = "cpu", margin_em: float = 1.5,
-                 tile: int = 280, batch_pixels: int = 2 ** 19):
-        self.model, self.device = model.eval().to(device), torch.device(device)
+                 tile: int = 280, batch_pixels: int = 2 ** 19, bfloat16: bool | None = None):
+        self.device = torch.device(device)
+        if bfloat16 is None:
+            bfloat16 = native_bfloat16(self.device)
+        self.model = model.eval().to(self.device, torch.bfloat16 if bfloat16 else torch.float32)
         self.margin_em, self.tile, self.batch_pixels = margin_em, tile, batch_pixels
 
     def plan(self, hole: np.ndarray, em: float, scale: float) -> list[Crop]:

@@ -1,10 +1,11 @@
 """Ink coverage: paper and ink colours found around holes, coverage that composes back to the image."""
 
+import cv2
 import numpy as np
 import pytest
 import torch
 
-from ocr_restore.nn.coverage import compose, coverage, estimate_fields
+from ocr_restore.nn.coverage import INK_SIGMA, PAPER_SIGMA, _normalised_blur, compose, coverage, estimate_fields
 
 from .conftest import render_line, stroke_over
 
@@ -55,3 +56,21 @@ def test_an_image_all_hole_gets_finite_fields():
     image = torch.rand(2, 3, 16, 32)
     fields = estimate_fields(image, torch.zeros(2, 1, 16, 32))
     assert torch.isfinite(fields.paper).all() and torch.isfinite(fields.ink).all()
+
+
+@pytest.mark.parametrize("sigma", [PAPER_SIGMA, INK_SIGMA])
+def test_fields_found_on_a_coarse_grid_match_the_full_size_normalised_convolution(sigma):
+    """The reference: OpenCV's Gaussian blur of the weighted image and of the weights, at full size."""
+    line = tinted(render_line(size=24), (20, 30, 120), (240, 235, 200)).astype(np.float32) / 255
+    rng = np.random.default_rng(0)
+    line *= np.linspace(0.8, 1, line.shape[1], dtype=np.float32)[None, :, None]  # uneven light across the line
+    weight = (line.mean(2) < 0.5).astype(np.float32) * (rng.random(line.shape[:2]) < 0.7)  # sparse, as ink is
+    size = (2 * int(3 * sigma) + 1,) * 2
+    blur = lambda a: cv2.GaussianBlur(a, size, sigma, borderType=cv2.BORDER_CONSTANT)
+    numerator, denominator = blur(line * weight[..., None]), blur(weight)
+    near = denominator > 0.05  # where the local mean, not the global fallback, decides
+    want = numerator[near] / denominator[near, None]
+    got = _normalised_blur(tensor((line * 255).round().astype(np.uint8)), torch.from_numpy(weight)[None, None], sigma)
+    got = got[0].permute(1, 2, 0).numpy()[near]
+    assert near.mean() > 0.3
+    assert np.abs(got - want).max() < 6 / 255

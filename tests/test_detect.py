@@ -8,6 +8,7 @@ from ocr_restore import detect
 from ocr_restore.detect import ClassicalDetector, ModelDetector, _tile_side, _tile_spans, build_detector
 from ocr_restore.errors import ModelError
 from ocr_restore.nn.seg_unet import CONFIGS, SegUNet, save_seg_unet
+from ocr_restore.nn.weights import native_bfloat16
 from ocr_restore.textscale import light_on_dark
 
 from .conftest import LINE, render_line, stroke_over
@@ -262,7 +263,7 @@ def test_shipped_model_on_synthetic_occlusions(shipped, kind):
     assert hits >= 0.5 * truths and flagged <= 2 * truths
 
 
-@pytest.mark.skipif(not detect.native_bfloat16(torch.device("cpu")), reason="this CPU emulates bfloat16")
+@pytest.mark.skipif(not native_bfloat16(torch.device("cpu")), reason="this CPU emulates bfloat16")
 def test_shipped_model_in_bfloat16_finds_what_it_finds_in_float32(shipped):
     """float32, the precision it trained in, is the reference: bfloat16 is a speed-up, not another detector."""
     from ocr_restore.data import occlude, render

@@ -8,7 +8,8 @@ import torch
 from ocr_restore import inpaint
 from ocr_restore.errors import ModelError
 from ocr_restore.inpaint import INPAINTERS, Crop, PConvInpainter, build_inpainter
-from ocr_restore.nn.pconv_unet import CONFIGS, PConvUNet, save_pconv
+from ocr_restore.nn.pconv_unet import CONFIGS, PConvUNet, load_pconv, save_pconv
+from ocr_restore.nn.weights import native_bfloat16
 from ocr_restore.textscale import TEXT_HEIGHT
 
 from .conftest import render_line, stroke_over
@@ -160,3 +161,15 @@ def test_shipped_weights_restore_a_struck_line():
     error = np.abs(restored[hole].astype(int) - image[hole]).mean()
     assert error < 0.5 * np.abs(occluded[hole].astype(int) - image[hole]).mean()
 
+
+
+@pytest.mark.skipif(not native_bfloat16(torch.device("cpu")), reason="this CPU emulates bfloat16")
+def test_shipped_weights_in_bfloat16_restore_what_they_restore_in_float32():
+    """float32, the precision they trained in, is the reference: bfloat16 is a speed-up, not another model."""
+    occluded, hole = stroke_over(render_line(size=TEXT_HEIGHT), colour=(20, 20, 20), thickness=6)
+    fast = build_inpainter("pconv", device="cpu")
+    assert fast.model.encoder[0].conv.weight.dtype == torch.bfloat16, "a CPU with native bfloat16 runs the U-Net in it"
+    exact = PConvInpainter(load_pconv(inpaint.DEFAULT_WEIGHTS), bfloat16=False)
+    difference = np.abs(fast(occluded, hole, em=TEXT_HEIGHT).astype(int) - exact(occluded, hole, em=TEXT_HEIGHT))
+    assert difference[~hole].max() == 0
+    assert difference[hole].mean() < 1 and difference[hole].max() <= 16

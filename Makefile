@@ -109,8 +109,9 @@ bench: setup $(foreach set,$(SETS) $(OCCLUDER_SETS),eval/$(set)/recoverable)
 # runs/pconv-ctc9/last.pt. On a GPU: make train-inpainter DEVICE=cuda WORKERS=12 (the same run).
 DEVICE ?= auto
 WORKERS ?= 1
+INPAINTER_RECIPE = --tight-share 0.3 --scale-jitter 0.4 --style-weight 1.2  # runs 7, 8 and 9
 INPAINTER_DATA = --data synthetic:0.35 --data $(TRAIN_REAL)/sroie_lines_train:0.2 --data $(TRAIN_REAL)/iiit5k_train:0.3 \
-	--data $(TRAIN_REAL)/doc_pages:0.15 --tight-share 0.3 --scale-jitter 0.4 --style-weight 1.2
+	--data $(TRAIN_REAL)/doc_pages:0.15 $(INPAINTER_RECIPE)
 train-inpainter: setup runs/pconv-glyph8/pconv.safetensors
 	ocr-restore train inpainter -o runs/pconv-ctc9 --init runs/pconv-glyph8/pconv.safetensors --device $(DEVICE) \
 		--workers $(WORKERS) $(INPAINTER_DATA) --ctc-weight 0.01 --ctc-batch 4 --ctc-data synthetic:0.3 \
@@ -127,7 +128,7 @@ runs/pconv-glyph8/pconv.safetensors: runs/pconv-glyph8/last.pt runs/pconv-glyph7
 runs/pconv-glyph7/pconv.safetensors: runs/pconv-glyph7/last.pt
 	ocr-restore train inpainter -o runs/pconv-glyph7 --config default --device $(DEVICE) --workers $(WORKERS) \
 		--data synthetic:0.5 --data $(TRAIN_REAL)/sroie_lines_train:0.2 --data $(TRAIN_REAL)/iiit5k_train:0.15 \
-		--data $(TRAIN_REAL)/doc_pages:0.15 --tight-share 0.3 --scale-jitter 0.4 --style-weight 1.2 --seed 70 \
+		--data $(TRAIN_REAL)/doc_pages:0.15 $(INPAINTER_RECIPE) --seed 70 \
 		--steps-phase1 60000 --steps-phase2 15000 --val-every 1000 --ckpt-every 250 --batch-size 16
 
 # The detector's run 9 (model card), shipped since 2026-12-06: run 6 fine-tuned with real pages beside renders,

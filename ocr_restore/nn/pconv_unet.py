@@ -133,15 +133,15 @@ class PConvUNet(nn.Module):
     def predict(self, image: torch.Tensor, mask: torch.Tensor) -> Prediction:
         assert image.shape[1] == self.config.in_channels, f"expected {self.config.in_channels} channels, got {image.shape[1]}"
         if not self.config.glyph:
-            return Prediction(self._unet(image, mask).to(image.dtype))
+            return Prediction(self._unet(image, mask))
         fields = estimate_fields(image, mask)
-        alpha_logit = self._unet(coverage(image, fields), mask).to(image.dtype)
+        alpha_logit = self._unet(coverage(image, fields), mask)
         return Prediction(compose(torch.sigmoid(alpha_logit), fields), alpha_logit, fields)
 
     def _unet(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """The U-Net in its weights' precision (bfloat16 for inference where it is native); the colour fields
-        and the composition stay in the image's: an Otsu histogram counts in bfloat16 only to 256."""
-        x = x.to(self.encoder[0].conv.weight.dtype)
+        """The U-Net in its weights' precision (bfloat16 for inference where it is native), returned in `x`'s; the
+        colour fields and the composition stay in the image's: an Otsu histogram counts in bfloat16 only to 256."""
+        dtype, x = x.dtype, x.to(self.encoder[0].conv.weight.dtype)
         H, W = x.shape[2:]
         pad = (0, -W % self.multiple, 0, -H % self.multiple)
         x, m = F.pad(x, pad), F.pad(mask.to(x.dtype), pad)  # padding is unknown: zeros in the mask
@@ -152,7 +152,7 @@ class PConvUNet(nn.Module):
         skips.pop()  # the deepest level is x itself
         for block in reversed(self.decoder):
             x, m = block(x, m, *skips.pop())
-        return x[:, :, :H, :W]
+        return x[:, :, :H, :W].to(dtype)
 
     @staticmethod
     def composite(image: torch.Tensor, mask: torch.Tensor, output: torch.Tensor) -> torch.Tensor:

@@ -260,7 +260,7 @@ def batch(in_dir, out_dir, masks, workers, dask_address, formats, dpi, detector,
 @click.option("--gt", type=click.Path(exists=True, path_type=Path),
               help="name<TAB>text TSV or a folder of <stem>.gt.txt [default: sidecars beside the images].")
 @click.option("-o", "--out", "report_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
-              help="Where report.csv, summary.csv, report.md and examples.png go.")
+              help="Where report.csv, summary.csv, trust.csv, errors.csv, report.md and examples.png go.")
 @click.option("--masks", type=click.Path(exists=True, file_okay=False, path_type=Path),
               help="True masks (same relative names); default: run the detector.")
 @click.option("--clean", type=click.Path(exists=True, file_okay=False, path_type=Path),

@@ -1,6 +1,6 @@
 """Tesseract's faults injected, as OCRmyPDF tests them: a fake `tesseract` first on PATH that crashes, hangs
 past the timeout, prints garbage or finds an empty page. Each is a clear per-file error (or the empty
-reading), the batch goes on, and the failed image leaves no output behind.
+reading), a batch or a benchmark goes on, and the failed image leaves no output behind.
 
 The fake is a small Python script; it needs no Tesseract. It answers `--version` and `--list-langs` as
 Tesseract 5.3.0 with English, and reads the images as FAULT (its environment) says, on the calls listed
@@ -17,7 +17,7 @@ import pytest
 
 from ocr_restore import batch as batch_module
 from ocr_restore import ocr
-from ocr_restore.errors import MissingDependencyError, OcrError
+from ocr_restore.errors import MissingDependencyError, OcrError, OcrRestoreError
 
 from .conftest import render_line
 
@@ -162,6 +162,28 @@ def test_a_batch_goes_on_past_a_fault_and_keeps_no_output_of_the_failed_image(
     summary = batch_module.run_batch(occluded_folder, out, tmp_path / "masks", pipeline_options=options)
     assert (summary.done, summary.skipped, summary.failed) == (1, 2, 0)
     assert pd.read_csv(out / "results.csv").set_index("file").at["b.png", "text"] == "fake"
+
+
+def test_a_benchmark_goes_on_past_a_fault_and_names_the_image(fake_tesseract, occluded_folder, tmp_path):
+    from ocr_restore.evaluate.ocr import run_bench
+
+    report = tmp_path / "report"
+    fake_tesseract("crash", calls="1,2")  # the first image, a.png: its restoration and its input, read side by side
+    heard = []
+    run_bench(occluded_folder, report, masks=tmp_path / "masks", on_error=heard.append,
+              pipeline_options={"detector": "classical", "inpainter": "telea"})
+    errors = pd.read_csv(report / "errors.csv")
+    assert list(errors["name"]) == ["a"]
+    assert errors.at[0, "error"].startswith(f"{occluded_folder / 'a.png'}: Tesseract crashed")
+    assert len(heard) == 1 and heard[0].startswith(f"ocr-restore: {occluded_folder / 'a.png'}: Tesseract crashed")
+    assert sorted(pd.read_csv(report / "report.csv")["name"]) == ["b", "sub/c"]  # scored without it
+    assert "- failed: 1 images, scored in no variant (errors.csv)" in (report / "report.md").read_text()
+
+    fake_tesseract("crash")  # every image: nothing to score is an error, not an empty report
+    with pytest.raises(OcrRestoreError, match=r"no image could be benchmarked .*errors.csv.*the first: .*a.png"):
+        run_bench(occluded_folder, report, masks=tmp_path / "masks", on_error=heard.append,
+                  pipeline_options={"detector": "classical", "inpainter": "telea"})
+    assert len(pd.read_csv(report / "errors.csv")) == 3
 
 
 def test_the_hang_is_killed_not_left_running(fake_tesseract):

@@ -14,7 +14,9 @@ detector), so the comparison isolates the inpainter. Scores are micro-averaged
 over the set: total edits over total reference characters (or words).
 """
 
+import sys
 import textwrap
+import traceback
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,7 +27,7 @@ from matplotlib.figure import Figure
 from tqdm import tqdm
 
 from ..batch import map_in_workers
-from ..errors import InputFileError, OcrError
+from ..errors import InputFileError, OcrError, OcrRestoreError
 from ..choices import DPI
 from ..files import (IMAGE_SUFFIXES, find_images, page_stem, pages, read_image, read_mask, read_page, read_sidecar,
                      read_transcripts, write_image, write_mask, write_text)
@@ -79,6 +81,20 @@ def _init(options: dict) -> None:
 
 
 def _run(task: _Task) -> list[dict]:
+    """`_rows(task)`, or where the image fails (Tesseract crashed or hung on it, it cannot be read) one row of its
+    name and `error`, so that the benchmark goes on."""
+    try:
+        return _rows(task)
+    except OcrRestoreError as e:
+        message = str(e)
+    except Exception as e:  # a bug on one image must not cost the user the rest of the benchmark
+        message = f"{type(e).__name__}: {e}\n{traceback.format_exc()}"
+    source = task.image
+    where = str(source.path) if source.page is None else f"{source.path} page {source.page + 1}"
+    return [{"name": task.name, "error": message if message.startswith(str(source.path)) else f"{where}: {message}"}]
+
+
+def _rows(task: _Task) -> list[dict]:
     """Restore one image and OCR every variant of it with every engine; returns a row per engine of its texts,
     scores and timings."""
     pipeline, dpi = _state["pipeline"], _state["dpi"]
@@ -224,10 +240,12 @@ def run_bench(
     seed: int = 0,
     engines: tuple[str, ...] = ("tesseract",),
     dpi: int = DPI,
+    on_error=lambda message: tqdm.write(message, file=sys.stderr),
 ) -> pd.DataFrame:
     """Benchmark every image (and document page) under `in_dir` that has a transcript, reading it with each of
     `engines`; write report.csv (a row per image and engine), summary.csv, trust.csv (the default reading's words
-    by hidden share, and how many are wrong), report.md, examples.png."""
+    by hidden share, and how many are wrong), errors.csv (the images that failed, each named with its error, and
+    scored in no variant), report.md, examples.png. `on_error` hears of each failure as it happens."""
     in_dir, report_dir = Path(in_dir), Path(report_dir)
     truth = read_transcripts(gt) if gt else {}
     tasks = {}
@@ -250,19 +268,31 @@ def run_bench(
 
     options = {"pipeline": pipeline_options or {}, "engines": tuple(engines), "dpi": dpi,
                "ignore_case": ignore_case, "alnum_only": alnum_only}
-    results = tqdm(map_in_workers(_run, list(tasks.values()), workers, _init, options), total=len(tasks),
-                   desc="bench", unit="img")
-    report = pd.DataFrame([row for rows in results for row in rows])
+    results, failed = [], []
+    for rows in tqdm(map_in_workers(_run, list(tasks.values()), workers, _init, options), total=len(tasks),
+                     desc="bench", unit="img"):
+        if "error" in rows[0]:
+            failed += rows
+            on_error(f"ocr-restore: {rows[0]['error'].splitlines()[0]} (not scored, see errors.csv)")
+        else:
+            results += rows
+    failed = pd.DataFrame(failed, columns=["name", "error"]).sort_values("name")
+    report_dir.mkdir(parents=True, exist_ok=True)
+    failed.to_csv(report_dir / "errors.csv", index=False)
+    if not results:
+        raise OcrRestoreError(f"{in_dir}: no image could be benchmarked ({report_dir / 'errors.csv'} lists them); "
+                              f"the first: {failed['error'].iloc[0].splitlines()[0]}")
+    report = pd.DataFrame(results)
     rank = report["ocr"].map({name: i for i, name in enumerate(engines)})
     report = report.assign(rank=rank).sort_values(["name", "rank"]).drop(columns="rank").reset_index(drop=True)
     summary = summarise(report)
-    report_dir.mkdir(parents=True, exist_ok=True)
     report.to_csv(report_dir / "report.csv", index=False)
     summary.to_csv(report_dir / "summary.csv")
     by_hidden = trust(report)
     by_hidden.to_csv(report_dir / "trust.csv")
     settings = {
         "images": report["name"].nunique(),
+        **({"failed": f"{len(failed)} images, scored in no variant (errors.csv)"} if len(failed) else {}),
         "masks": f"given ({masks})" if masks else f"detected ({report.at[0, 'detector']})",
         "restored": f"ours ({report.at[0, 'inpainter']})",
         "confident": "ours, merged word by word with the occluded input's reading where the engine is clearly more confident of that",

@@ -332,7 +332,7 @@ training_options = _options(
     click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:1, ..."),
     click.option("--workers", type=click.IntRange(0), default=1, show_default=True, help="Data loader processes."),
     click.option("--batch-size", type=click.IntRange(1), default=16, show_default=True),
-    click.option("--config", default="default", show_default=True, help="Model size: default or tiny (with --init, that file's)."),
+    click.option("--config", default="default", show_default=True, help="Model size, a name in the model's CONFIGS (with --init, that file's; a detector's is narrowed to a slimmer one named)."),
     click.option("--init", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
                  help="Fine-tune a weights file (e.g. one in models/) instead of starting from random weights."),
 )

@@ -7,7 +7,8 @@ import torch
 import torch.nn.functional as F
 
 from ocr_restore.errors import ModelError
-from ocr_restore.nn.seg_unet import CONFIGS, SegUNet, SegUNetConfig, fold_batchnorm, load_seg_unet, save_seg_unet
+from ocr_restore.nn.seg_unet import (CONFIGS, SegUNet, SegUNetConfig, fold_batchnorm, load_seg_unet, narrowed,
+                                     save_seg_unet)
 
 
 @pytest.mark.parametrize("name", sorted(CONFIGS))
@@ -110,3 +111,47 @@ def test_learns_stroke_width_not_colour():
     predicted = model.eval()(x) > 0
     iou = (predicted & (target > 0)).sum() / (predicted | (target > 0)).sum()
     assert iou > 0.9, f"IoU {iou:.3f}"
+
+
+def _trained_like(model: SegUNet) -> SegUNet:
+    """`model` with BatchNorm statistics and affines of a trained one, in eval mode."""
+    for norm in model.modules():
+        if isinstance(norm, torch.nn.BatchNorm2d):
+            norm.running_mean.normal_()
+            norm.running_var.uniform_(0.5, 2)
+            norm.weight.data.normal_()
+            norm.bias.data.normal_()
+    return model.eval()
+
+
+@torch.no_grad()
+def test_narrowing_keeps_what_the_dropped_channels_did_not_change():
+    torch.manual_seed(0)
+    model = _trained_like(SegUNet(SegUNetConfig(widths=(6, 8, 12))))
+    widths = (3, 5, 12)
+    # silence all but `width` channels of every convolution (scale and shift 0: after the ReLU they are 0), the
+    # survivors not the first ones, so that a narrowing that kept the wrong channels or misaligned the skips shows
+    norms = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    per_norm = [w for w in widths for _ in range(2)] + [w for w in reversed(widths[:-1]) for _ in range(2)]
+    for norm, width in zip(norms, per_norm):
+        silent = torch.randperm(norm.num_features)[: norm.num_features - width]
+        norm.weight[silent] = 0
+        norm.bias[silent] = 0
+    slim = narrowed(model, widths).eval()
+    assert slim.config.widths == widths and slim.num_parameters() < model.num_parameters()
+    x = torch.rand(2, 3, 40, 56)
+    torch.testing.assert_close(slim(x), model(x))
+    assert narrowed(model, (6, 8, 12)).state_dict().keys() == model.state_dict().keys()
+
+
+def test_a_narrowed_model_saves_loads_and_trains(tmp_path):
+    torch.manual_seed(0)
+    slim = narrowed(_trained_like(SegUNet(CONFIGS["tiny"])), (2, 4, 8)).train()
+    slim(torch.rand(2, 3, 20, 28)).sum().backward()
+    assert all(p.grad is not None for p in slim.parameters())
+    save_seg_unet(tmp_path / "slim.safetensors", slim)
+    loaded = load_seg_unet(tmp_path / "slim.safetensors")
+    x = torch.rand(1, 3, 24, 24)
+    torch.testing.assert_close(loaded(x), slim.eval()(x))
+    with pytest.raises(AssertionError, match="can only narrow"):
+        narrowed(slim, (4, 4, 8))

@@ -9,6 +9,7 @@ import torch
 from ocr_restore.data import SyntheticCrops
 from ocr_restore.detect import build_detector
 from ocr_restore.errors import ModelError
+from ocr_restore.nn import seg_unet
 from ocr_restore.nn.seg_unet import load_seg_unet
 from ocr_restore.train import detector as training
 from ocr_restore.train.detector import PAPER_MARGIN, DetectorCrops, DetectorTraining, detector_loss, detector_target
@@ -58,6 +59,16 @@ def test_fine_tuning_starts_from_the_given_weights(tmp_path):
     before, after = load_seg_unet(first).state_dict(), load_seg_unet(tuned).state_dict()
     assert load_seg_unet(tuned).config == load_seg_unet(first).config  # the file's config, not --config
     assert all(torch.equal(before[k], after[k]) for k in before if "running" not in k and "tracked" not in k)
+
+
+def test_fine_tuning_into_a_slimmer_config_starts_from_the_narrowed_weights(tmp_path, monkeypatch):
+    monkeypatch.setitem(seg_unet.CONFIGS, "tinier", seg_unet.SegUNetConfig(widths=(2, 4, 8)))
+    first = train_detector(tmp_path / "first", **RUN)
+    slim = train_detector(tmp_path / "slim", **{**RUN, "steps": 2, "lr": 0.0, "config": "tinier"}, init=str(first))
+    expected, got = seg_unet.narrowed(load_seg_unet(first), (2, 4, 8)).state_dict(), load_seg_unet(slim).state_dict()
+    assert load_seg_unet(slim).config.widths == (2, 4, 8)
+    assert expected.keys() == got.keys()
+    assert all(torch.equal(expected[k], got[k]) for k in expected if "running" not in k and "tracked" not in k)
 
 
 def test_crops_are_a_function_of_their_index():

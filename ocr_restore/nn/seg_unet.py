@@ -7,7 +7,7 @@ geometry and context: the encoder's four poolings give it a receptive field of
 several text heights at the normalised scale (TEXT_HEIGHT = 24 px em).
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
@@ -16,7 +16,7 @@ import torch.nn.functional as F
 
 from .weights import load_weights, save_weights
 
-__all__ = ["SegUNetConfig", "SegUNet", "CONFIGS", "fold_batchnorm", "save_seg_unet", "load_seg_unet"]
+__all__ = ["SegUNetConfig", "SegUNet", "CONFIGS", "fold_batchnorm", "narrowed", "save_seg_unet", "load_seg_unet"]
 
 WEIGHTS_NAME = "seg_unet"  # model name stored in the weights file
 
@@ -65,6 +65,9 @@ class SegUNetConfig:
 
 CONFIGS = {
     "default": SegUNetConfig(),
+    # the first two levels at half width: a 496 x 448 tile in 0.57 of the time on a CPU; trained from the default
+    # model `narrowed` to it (`make train-detector-slim`)
+    "slim": SegUNetConfig(widths=(8, 16, 32, 64, 96)),
     "tiny": SegUNetConfig(widths=(4, 8, 8)),  # for tests: a few thousand parameters
 }
 
@@ -129,6 +132,53 @@ def fold_batchnorm(model: SegUNet) -> SegUNet:
             conv.bias = nn.Parameter(norm.bias - norm.running_mean * scale)
             block[i + 1] = nn.Identity()
     return folded.eval()
+
+
+def _strongest(norm: nn.BatchNorm2d, count: int) -> torch.Tensor:
+    """The `count` channels with the largest BatchNorm scale |gamma|, in their order: those the next layer hears
+    most of (network slimming, Liu et al., ICCV 2017)."""
+    return norm.weight.abs().argsort(descending=True)[:count].sort().values
+
+
+def _narrow_block(block: ConvBlock, inputs: torch.Tensor, width: int) -> torch.Tensor:
+    """Keep `inputs` of the block's input channels and `width` of each convolution's outputs, in place;
+    returns the output channels kept."""
+    for i in (0, 3):  # (conv, norm, relu) twice
+        conv, norm = block[i], block[i + 1]
+        kept = _strongest(norm, width)
+        conv.weight = nn.Parameter(conv.weight[kept][:, inputs])
+        conv.in_channels, conv.out_channels = len(inputs), width
+        for name in ("weight", "bias"):
+            setattr(norm, name, nn.Parameter(getattr(norm, name)[kept]))
+        for name in ("running_mean", "running_var"):
+            setattr(norm, name, getattr(norm, name)[kept])
+        norm.num_features = width
+        inputs = kept
+    return inputs
+
+
+@torch.no_grad()
+def narrowed(model: SegUNet, widths: tuple[int, ...]) -> SegUNet:
+    """A copy of `model` with `widths` channels per level (each at most the model's), keeping at each convolution
+    the channels of largest BatchNorm scale: a start for training a narrower, faster model from a trained one.
+    Channels dropped with scale and shift 0 contributed nothing, and the copy computes what the model did."""
+    old = model.config.widths
+    assert len(widths) == len(old) and all(0 < w <= o for w, o in zip(widths, old)), (
+        f"can only narrow the {len(old)} levels {old}, not to {widths}"
+    )
+    copy = SegUNet(model.config)
+    copy.load_state_dict(model.state_dict())
+    copy.config = replace(model.config, widths=tuple(widths))
+    kept = torch.arange(model.config.in_channels)
+    skips = []
+    for block, width in zip(copy.down, widths):
+        kept = _narrow_block(block, kept, width)
+        skips.append(kept)
+    for level, up in zip(reversed(range(len(widths) - 1)), copy.up):  # its input: the level below, then the skip
+        kept = _narrow_block(up.conv, torch.cat([kept, old[level + 1] + skips[level]]), widths[level])
+    copy.head.weight = nn.Parameter(copy.head.weight[:, kept])
+    copy.head.in_channels = len(kept)
+    return copy.to(next(model.parameters()).device).train(model.training)
 
 
 def save_seg_unet(path: str | Path, model: SegUNet, **extra: str) -> None:

@@ -5,7 +5,9 @@ normalised text scale, two maps: the pixels an occluder changed and the area of
 paper-coloured shapes where they can be seen, each with BCE + soft Dice (recall
 matters as much as IoU, and paper shapes are rare). A share of the crops is left
 clean so that text alone is not flagged. A run starts from random weights or,
-to fine-tune, from a weights file (`init`).
+to fine-tune, from a weights file (`init`), which a `config` of fewer channels
+narrows first (`nn.seg_unet.narrowed`): a faster model that starts from what
+the wider one learnt.
 Sample i of the stream is drawn from its own seed, so a run resumes exactly
 where its checkpoint (out_dir/last.pt, written atomically every ckpt_every steps
 and on Ctrl-C or kill, after the current step) left it: a resumed run is
@@ -26,7 +28,7 @@ from tqdm import tqdm
 
 from ..data import KINDS, fixed_set
 from ..data.dataset import MixedCrops, crop_source
-from ..nn.seg_unet import CONFIGS, SegUNet, load_seg_unet, save_seg_unet
+from ..nn.seg_unet import CONFIGS, SegUNet, load_seg_unet, narrowed, save_seg_unet
 from ..textscale import MIN_INPUT
 from .loop import CsvLog, checkpoint_state, resolve_device, resume, run_steps, save_checkpoint
 
@@ -132,7 +134,7 @@ class DetectorTraining:
     """Everything that makes a run. Fields above `val_every` define the run (the learning-rate schedule
     follows `steps`): resuming with any of them changed is refused. The rest may change between resumes."""
 
-    config: str = "default"  # a name in nn.seg_unet.CONFIGS (with `init`, that file's config)
+    config: str = "default"  # a name in nn.seg_unet.CONFIGS; with `init`, that file's config, or `narrowed` to this one
     data: tuple[str, ...] = ("synthetic",)  # crop sources, "synthetic" or a folder of clean images, each SOURCE[:SHARE]
     steps: int = 6_000
     batch_size: int = 16
@@ -169,7 +171,11 @@ def train_detector(out_dir: str | Path, cfg: DetectorTraining | None = None) -> 
     out_dir.mkdir(parents=True, exist_ok=True)
     device = resolve_device(cfg.device)
     torch.manual_seed(cfg.seed)
-    model = load_seg_unet(cfg.init, device).train() if cfg.init else SegUNet(CONFIGS[cfg.config]).to(device)
+    if cfg.init:  # a file keeps its own config unless a narrower one is named
+        model = load_seg_unet(cfg.init, device)
+        model = (model if cfg.config == "default" else narrowed(model, CONFIGS[cfg.config].widths)).train()
+    else:
+        model = SegUNet(CONFIGS[cfg.config]).to(device)
     run = cfg.identity()
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=1e-4)
     checkpoint_path, weights_path = out_dir / "last.pt", out_dir / "detector.safetensors"

@@ -141,8 +141,9 @@ tune: setup $(foreach set,$(TUNE_SETS) docs-thin,tune/$(set)/recoverable)
 
 # The inpainter's training campaign (model card): run 10 fine-tunes run 8's final weights with the pretrained
 # recognizer's CTC loss on occluded text lines beside the pixel terms (issue #21 part 2b) at a tenth of run 9's
-# weight (run 9, at 0.01, made Tesseract read its restorations worse; stopped at step 4,520, model card), resumed
-# from runs/pconv-ctc10/last.pt. On a GPU: make train-inpainter DEVICE=cuda WORKERS=12 (the same run).
+# weight (run 9, at 0.01, made Tesseract read its restorations worse; stopped at step 4,520, model card). Run 10
+# read level with run 8 at step 3,000 and was stopped at step 3,342 (model card); this resumes it from
+# runs/pconv-ctc10/last.pt. On a GPU: make train-inpainter DEVICE=cuda WORKERS=12 (the same run).
 DEVICE ?= auto
 WORKERS ?= 1
 INPAINTER_RECIPE = --tight-share 0.3 --scale-jitter 0.4 --style-weight 1.2  # runs 7 to 10
@@ -176,8 +177,9 @@ train-detector: setup
 	ocr-restore train detector -o runs/detector-pages9 --init ocr_restore/models/detector.safetensors --device $(DEVICE) \
 		--workers $(WORKERS) --steps 6000 --lr 5e-4 --seed 9 $(DETECTOR_DATA)
 
-# Detector run 10, not yet run (issue #22's speed bar): the shipped model narrowed to the slim config (its first two
-# levels at half width, `nn.seg_unet.narrowed`), then trained on run 9's data. On a GPU: DEVICE=cuda WORKERS=12.
+# Detector run 10, the current training run since 2026-12-07 (issue #22's speed bar; model card): the shipped model
+# narrowed to the slim config (its first two levels at half width, `nn.seg_unet.narrowed`), then trained on run 9's
+# data; runs/detector-slim10/last.pt resumes it. On a GPU: make train-detector-slim DEVICE=cuda WORKERS=12.
 train-detector-slim: setup
 	ocr-restore train detector -o runs/detector-slim10 --init ocr_restore/models/detector.safetensors --config slim \
 		--device $(DEVICE) --workers $(WORKERS) --steps 12000 --lr 1e-3 --seed 10 $(DETECTOR_DATA)

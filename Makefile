@@ -120,8 +120,10 @@ tune/hsroie/recoverable:
 tune/hiiit5k/recoverable:
 	ocr-restore synth tune/hiiit5k --real $(TRAIN_REAL)/iiit5k_train --held-out --n 200 --seed 1200
 # synth draws the occluders image by image, so images 301-400 of a 400-image set are drawn as nowhere else
+DEV_sroie := sroie_lines_dev
+DEV_iiit5k := iiit5k_test
 tune/sroie/recoverable tune/iiit5k/recoverable: tune/%/recoverable:
-	ocr-restore synth tune/$* --real $(REAL)/$(if $(filter sroie,$*),sroie_lines_dev,iiit5k_test) --n 400 --seed 1100
+	ocr-restore synth tune/$* --real $(REAL)/$(DEV_$*) --n 400 --seed 1100
 	for name in $$(ls tune/$*/clean | grep -v '\.gt\.txt$$' | sort | head -300); do rm tune/$*/*/$${name%.*}.*; done
 
 TUNE_SETS := docs sroie iiit5k hsroie hiiit5k

@@ -5,7 +5,7 @@ APT_PACKAGES := tesseract-ocr tesseract-ocr-eng fonts-dejavu-core fonts-dejavu-e
 	fonts-urw-base35 fonts-freefont-ttf fonts-noto-core fortunes fortunes-min wamerican ghostscript
 STAMP := .make
 
-.PHONY: setup demo test fuzz bench tune train-inpainter train-detector train-detector-slim clean
+.PHONY: setup demo test fuzz bench tune tune-detector train-inpainter train-detector train-detector-slim clean
 
 setup: $(STAMP)/apt $(STAMP)/pip
 
@@ -102,8 +102,7 @@ endef
 bench: setup $(foreach set,$(SETS) $(OCCLUDER_SETS),eval/$(set)/recoverable)
 	$(foreach set,$(SETS),$(call BENCH_SET,$(set)))
 	$(foreach set,$(OCCLUDER_SETS),$(call BENCH_TRUE_MASKS,$(set)))
-	ocr-restore bench-detector -o eval/detector --n 100 --seed 2000 --clean-real eval/sroie/clean --clean-real eval/iiit5k/clean \
-		--clean-real eval/ic03/clean
+	ocr-restore bench-detector -o eval/detector --n 100 --seed 2000 $(addprefix --set eval/,$(SETS))
 	ocr-restore bench-speed -o eval/speed
 
 # Tuning sets: where checkpoints and thresholds are chosen, never on eval/. Receipt lines and scene words are images
@@ -140,6 +139,12 @@ tune: setup $(foreach set,$(TUNE_SETS) docs-thin,tune/$(set)/recoverable)
 	$(foreach set,$(TUNE_SETS),$(call TUNE_SET,$(set)))
 	ocr-restore bench tune/docs-thin/occluded --masks tune/docs-thin/mask $(call REFERENCES,docs-thin,tune) \
 		-o tune/docs-thin/report-$(LABEL) --inpainter pconv $(TUNE_OPTIONS)
+
+# a detector checkpoint's masks on the tuning sets and what it flags on their clean images, in minutes (no OCR):
+# `make tune-detector WEIGHTS=runs/x/detector.safetensors LABEL=x` writes tune/detector-LABEL
+tune-detector: setup $(foreach set,$(TUNE_SETS),tune/$(set)/recoverable)
+	ocr-restore bench-detector -o tune/detector-$(LABEL) --n 0 $(addprefix --set tune/,$(TUNE_SETS)) \
+		$(addprefix --weights ,$(WEIGHTS)) --no-page-time
 
 # The inpainter's training campaign (model card): run 10 fine-tunes run 8's final weights with the pretrained
 # recognizer's CTC loss on occluded text lines beside the pixel terms (issue #21 part 2b) at a tenth of run 9's

@@ -411,9 +411,18 @@ def train_inpainter_command(out_dir, steps_phase1, steps_phase2, data, perceptua
 def train_detector_command(out_dir, steps, lr, clean_share, scale_jitter, tight_share, data, ship, seed, device, workers,
                            batch_size, config, init):
     """Train the occluder segmentation U-Net."""
+    import os
+
+    import torch
+
     from .train.detector import DetectorTraining, train_detector
     from .train.loop import ship_weights
 
+    if "OMP_NUM_THREADS" not in os.environ:
+        # its step is light beside the making of its crops: on 2 cores with one loader process, the model on one
+        # thread ran 1.3 steps/s and on both 1.0, contending with the loader (the inpainter's heavier step is the
+        # faster on both: docs/experiments.md)
+        torch.set_num_threads(max(1, len(os.sched_getaffinity(0)) - workers))
     cfg = DetectorTraining(config=config, data=data, steps=steps, batch_size=batch_size, lr=lr, seed=seed,
                            clean_share=clean_share, scale_jitter=scale_jitter, tight_share=tight_share,
                            init=str(init or ""), device=device, num_workers=workers)
@@ -436,18 +445,29 @@ def train_features_command(out, steps, seed):
 
 @main.command("bench-detector")
 @click.option("-o", "--out", "report_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
-              help="Where detector.csv and detector.md go.")
+              help="Where detector.csv, sets.csv, real.csv and detector.md go.")
 @click.option("--detector", type=click.Choice(DETECTORS), default="model", show_default=True)
-@click.option("--n", type=click.IntRange(1), default=100, show_default=True, help="Images per kind (docs, receipts, scene).")
+@click.option("--weights", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="Detector weights to use instead of the shipped ones (a checkpoint's detector.safetensors).")
+@click.option("--n", type=click.IntRange(0), default=100, show_default=True,
+              help="Rendered images per kind (docs, receipts, scene); 0: none.")
 @click.option("--seed", type=int, default=2000, show_default=True, help="Fixed evaluation seed (training never draws it).")
+@click.option("--set", "sets", multiple=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="An occluded set as `synth` writes it (occluded/, clean/): the masks against what the occluders "
+                   "changed, and the pixels flagged on its clean images (repeatable).")
 @click.option("--clean-real", "real_dirs", multiple=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
               help="A folder of clean real text images: report the pixels flagged on them (repeatable).")
-def bench_detector(report_dir, detector, n, seed, real_dirs):
-    """Occluder-mask quality near text (IoU, recall, precision) per kind, shape and colour, and ms per 300-dpi page."""
+@click.option("--page-time/--no-page-time", default=True, show_default=True,
+              help="Time the detector on an A4 page at 300 dpi (on an otherwise idle machine).")
+def bench_detector(report_dir, detector, weights, n, seed, sets, real_dirs, page_time):
+    """Occluder-mask quality near text (IoU, recall, precision) per kind, shape and colour, on occluded sets, and
+    ms per 300-dpi page."""
     from .detect import build_detector
     from .evaluate.detector import write_report
 
-    click.echo(write_report(report_dir, build_detector(detector), n, seed, real_dirs))
+    if weights is not None and detector != "model":
+        raise click.UsageError("--weights are the model detector's; drop them or use --detector model")
+    click.echo(write_report(report_dir, build_detector(detector, weights), n, seed, real_dirs, sets, page_time))
 
 
 @main.command("bench-speed")

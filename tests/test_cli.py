@@ -187,8 +187,28 @@ def test_bench_detector_reports_pixels_flagged_on_clean_real_images(tmp_path):
     assert result.exit_code == 0, result.output
     real = pd.read_csv(report / "real.csv").iloc[0]
     assert real.set == str(clean) and real.images == 1 and real.fp_per_ink < 0.05
-    assert "per ink pixel" in (report / "detector.md").read_text()
+    markdown = (report / "detector.md").read_text()
+    assert "per ink pixel" in markdown and "A4 page at 300 dpi" in markdown
     assert set(pd.read_csv(report / "detector.csv").kind) == {"all", "docs", "receipts", "scene"}
+
+
+def test_bench_detector_reads_a_checkpoint_on_an_occluded_set(tmp_path):
+    from ocr_restore.data.synth import write_synth_set
+    from ocr_restore.nn.seg_unet import CONFIGS, SegUNet, save_seg_unet
+
+    write_synth_set(tmp_path / "set", "receipts", 2, 5)
+    weights = tmp_path / "detector.safetensors"
+    save_seg_unet(weights, SegUNet(CONFIGS["tiny"]).eval())
+    report = tmp_path / "report"
+    result = invoke("bench-detector", "-o", report, "--weights", weights, "--n", 0, "--set", tmp_path / "set",
+                    "--no-page-time")
+    assert result.exit_code == 0, result.output
+    found = pd.read_csv(report / "sets.csv").iloc[0]
+    assert found.set == str(tmp_path / "set") and found.images == 2 and 0 <= found.recall <= 1
+    markdown = (report / "detector.md").read_text()
+    assert "Occluded sets" in markdown and "A4 page" not in markdown and not (report / "detector.csv").exists()
+    result = invoke("bench-detector", "-o", report, "--detector", "classical", "--weights", weights)
+    assert result.exit_code == 2 and "--weights are the model detector's" in result.output
 
 
 def test_bench_speed_times_each_stage_on_an_a4_page_and_a_line(tmp_path):

@@ -6,7 +6,8 @@ import pytest
 
 from ocr_restore.detect import ClassicalDetector, Detection, Detector
 from ocr_restore.evaluate import detector as evaluation
-from ocr_restore.evaluate.detector import evaluate_detector, false_positives_on_real
+from ocr_restore.errors import InputFileError
+from ocr_restore.evaluate.detector import evaluate_detector, evaluate_on_set, false_positives_on_real
 from ocr_restore.files import write_image
 
 
@@ -127,3 +128,45 @@ def test_false_positives_on_real_images_count_per_ink_pixel(tmp_path):
     found = false_positives_on_real(FlagFirstPixels(50), tmp_path)
     assert found == {"set": str(tmp_path), "images": 2, "fp_per_ink": 0.25, "images_flagged": 1.0}
     assert false_positives_on_real(FlagFirstPixels(0), tmp_path)["images_flagged"] == 0
+
+
+class FixedMask(Detector):
+    """Flags the same pixels of every image."""
+
+    def __init__(self, mask):
+        super().__init__()
+        self.mask = mask
+
+    def probabilities(self, image, em, remeasure=True):
+        return self.mask.astype(np.float32), np.zeros(self.mask.shape, np.float32), em
+
+
+def test_an_occluded_set_counts_what_the_occluders_changed_and_not_their_faint_spill(tmp_path):
+    clean = np.full((40, 60, 3), 255, np.uint8)
+    clean[10:21, 10:51] = 0  # 451 ink pixels
+    occluded = clean.copy()
+    occluded[0:6] -= 100  # changed by 100: 360 pixels
+    occluded[30:36] -= 20  # changed by 20: 360 pixels, counted, not strongly changed
+    occluded[36:40] -= 5  # changed by 5: counts neither way
+    for folder, image in (("clean", clean), ("occluded", occluded)):
+        (tmp_path / folder).mkdir()
+        write_image(tmp_path / folder / "a.png", image)
+    flags = np.zeros((40, 60), bool)
+    flags[0:6] = flags[25:28] = flags[36:40] = True  # the strong change, 180 unchanged pixels, the faint change
+
+    found = evaluate_on_set(FixedMask(flags), tmp_path)
+    # hits 360 of a truth of 720; 540 counted flags (the faint change's 240 not among them)
+    assert found == pytest.approx({"set": str(tmp_path), "images": 1, "iou": 360 / 900, "recall": 0.5,
+                                   "recall_over_32": 1.0, "precision": 360 / 540,
+                                   "fp_clean_per_ink": 780 / 451, "clean_images_flagged": 1.0})
+
+
+def test_an_occluded_set_without_its_clean_originals_is_named(tmp_path):
+    (tmp_path / "occluded").mkdir()
+    write_image(tmp_path / "occluded" / "a.png", np.zeros((8, 8, 3), np.uint8))
+    with pytest.raises(InputFileError, match=f"{tmp_path}: not an occluded set.*clean/"):
+        evaluate_on_set(FixedMask(np.zeros((8, 8), bool)), tmp_path)
+    (tmp_path / "clean").mkdir()
+    write_image(tmp_path / "clean" / "a.png", np.zeros((8, 9, 3), np.uint8))
+    with pytest.raises(InputFileError, match="a.png: 8x8, but its clean original .* is 9x8"):
+        evaluate_on_set(FixedMask(np.zeros((8, 8), bool)), tmp_path)

@@ -170,3 +170,22 @@ def test_trains_on_renders_beside_a_folder_of_real_images(tmp_path):
     assert build_detector("model", weights)
 
 
+
+
+@pytest.mark.parametrize("environment", [{}, {"OMP_NUM_THREADS": "2"}])
+def test_the_command_leaves_the_loader_processes_their_cores(tmp_path, monkeypatch, environment):
+    from click.testing import CliRunner
+
+    from ocr_restore.cli import main
+
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setattr("os.sched_getaffinity", lambda pid: set(range(4)))
+    calls = []
+    monkeypatch.setattr(torch, "set_num_threads", calls.append)
+    monkeypatch.setattr(training, "train_detector", lambda out_dir, cfg: calls.append(cfg.num_workers))
+    result = CliRunner().invoke(main, ["train", "detector", "-o", str(tmp_path), "--workers", "3"])
+    assert result.exit_code == 0, result.output
+    # four cores, three loaders: one thread for the model; a thread count the user set is theirs
+    assert calls == ([3] if environment else [1, 3])

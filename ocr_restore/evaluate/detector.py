@@ -42,6 +42,11 @@ def _ratio(a: float, b: float) -> float:
     return a / b if b else float("nan")
 
 
+def _change(image: np.ndarray, clean: np.ndarray) -> np.ndarray:
+    """int16 HxW: how many grey levels (largest channel) each pixel of `image` differs from `clean` by."""
+    return np.abs(image.astype(np.int16) - clean).max(-1)
+
+
 def _disc(radius: int) -> np.ndarray:
     return cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1,) * 2)
 
@@ -122,7 +127,7 @@ def evaluate_detector(
             truth, predicted = occlusion.mask & counted, found.mask & counted
             false_positive = predicted & ~truth
             add((kind, "all", "all"), [(predicted & truth).sum(), false_positive.sum(), (truth & ~predicted).sum()])
-            change = np.abs(occlusion.image.astype(np.int16) - sample.image).max(-1)
+            change = _change(occlusion.image, sample.image)
             bands = {f"{low:03d}-{high:03d}": truth & (change >= low) & (change <= high) for low, high in CHANGE_BANDS}
             # a false positive has no band or part (it changed no pixel): its count, and with it IoU and precision, is NaN
             for group, split in (("change", bands), ("part", _parts(occlusion, truth, change))):
@@ -189,7 +194,7 @@ def evaluate_on_set(detector: Detector, folder: str | Path) -> dict[str, float]:
         if image.shape != reference.shape:
             raise InputFileError(f"{path}: {image.shape[1]}x{image.shape[0]}, but its clean original {original} is "
                                  f"{reference.shape[1]}x{reference.shape[0]}")
-        change = np.abs(image.astype(np.int16) - reference).max(-1)
+        change = _change(image, reference)
         truth, strong = change > FAINT_CHANGE, change > STRONG_CHANGE
         found = detector(image).mask & ((change == 0) | truth)
         hits += (found & truth).sum()

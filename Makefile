@@ -84,9 +84,10 @@ SETS := docs sroie iiit5k ic03 pages
 # and scene words are read by both OCR engines, Tesseract and PP-OCRv4, on the same restorations
 SCORE_sroie := --ignore-case
 SCORE_iiit5k := --ignore-case --alnum
+SCORE_ic03 := $(SCORE_iiit5k)
 BENCH_sroie := $(SCORE_sroie) --ocr tesseract,rapidocr
 BENCH_iiit5k := $(SCORE_iiit5k) --ocr tesseract,rapidocr
-BENCH_ic03 := $(SCORE_iiit5k)
+BENCH_ic03 := $(SCORE_ic03)
 # a set's reference images under eval/ (or the folder given second): the clean ones and the recoverable ones
 REFERENCES = --clean $(or $(2),eval)/$(1)/clean --recoverable $(or $(2),eval)/$(1)/recoverable
 define BENCH_TRUE_MASKS
@@ -108,8 +109,9 @@ bench: setup $(foreach set,$(SETS) $(OCCLUDER_SETS),eval/$(set)/recoverable)
 # Tuning sets: where checkpoints and thresholds are chosen, never on eval/. Receipt lines and scene words are images
 # 301-400 of the real dev sets, which eval/ (their first 300) never reads, and 200 that train_real holds out of
 # training; documents are renders of other seeds. `make tune WEIGHTS=runs/x/pconv.safetensors LABEL=x` reads a
-# checkpoint (WEIGHTS: detector or PConv files, each names its model) through the default pipeline end to end, and
-# the thin occluders' set with the true masks; each set's report goes to tune/SET/report-LABEL.
+# checkpoint (WEIGHTS: detector or PConv files, each names its model) through the default pipeline end to end, the
+# real sets' clean originals too (no harm on clean input), and the thin occluders' set with the true masks; each
+# set's reports go to tune/SET/report-LABEL and tune/SET/report-clean-LABEL.
 tune/docs/recoverable:
 	ocr-restore synth tune/docs --kind docs --n 60 --seed 1100
 tune/docs-thin/recoverable:
@@ -121,11 +123,13 @@ tune/hiiit5k/recoverable:
 # synth draws the occluders image by image, so images 301-400 of a 400-image set are drawn as nowhere else
 DEV_sroie := sroie_lines_dev
 DEV_iiit5k := iiit5k_test
-tune/sroie/recoverable tune/iiit5k/recoverable: tune/%/recoverable:
+DEV_ic03 := ic03_test860
+tune/sroie/recoverable tune/iiit5k/recoverable tune/ic03/recoverable: tune/%/recoverable:
 	ocr-restore synth tune/$* --real $(REAL)/$(DEV_$*) --n 400 --seed 1100
 	for name in $$(ls tune/$*/clean | grep -v '\.gt\.txt$$' | sort | head -300); do rm tune/$*/*/$${name%.*}.*; done
 
-TUNE_SETS := docs sroie iiit5k hsroie hiiit5k
+TUNE_SETS := docs sroie iiit5k ic03 hsroie hiiit5k
+CLEAN_TUNE_SETS := sroie iiit5k ic03
 SCORE_hsroie := $(SCORE_sroie)
 SCORE_hiiit5k := $(SCORE_iiit5k)
 LABEL ?= shipped
@@ -135,8 +139,13 @@ define TUNE_SET
 	ocr-restore bench tune/$(1)/occluded $(call REFERENCES,$(1),tune) -o tune/$(1)/report-$(LABEL) $(SCORE_$(1)) $(TUNE_OPTIONS)
 
 endef
+define TUNE_CLEAN
+	ocr-restore bench tune/$(1)/clean -o tune/$(1)/report-clean-$(LABEL) $(SCORE_$(1)) $(TUNE_OPTIONS)
+
+endef
 tune: setup $(foreach set,$(TUNE_SETS) docs-thin,tune/$(set)/recoverable)
 	$(foreach set,$(TUNE_SETS),$(call TUNE_SET,$(set)))
+	$(foreach set,$(CLEAN_TUNE_SETS),$(call TUNE_CLEAN,$(set)))
 	ocr-restore bench tune/docs-thin/occluded --masks tune/docs-thin/mask $(call REFERENCES,docs-thin,tune) \
 		-o tune/docs-thin/report-$(LABEL) --inpainter pconv $(TUNE_OPTIONS)
 
@@ -185,8 +194,8 @@ train-detector: setup
 		--workers $(WORKERS) --steps 6000 --lr 5e-4 --seed 9 $(DETECTOR_DATA)
 
 # Detector run 10, finished 2026-12-07 (issue #22's speed bar; model card): the shipped model narrowed to the slim
-# config (its first two levels at half width, `nn.seg_unet.narrowed`), then trained on run 9's data;
-# runs/detector-slim10/last.pt holds its end, so this ends at once. On a GPU: make train-detector-slim DEVICE=cuda WORKERS=12.
+# config (its first two levels at half width, `nn.seg_unet.narrowed`), then trained on run 9's data; read end to end
+# and not shipped. runs/detector-slim10/last.pt holds its end, so this writes its weights and ends at once. On a GPU: make train-detector-slim DEVICE=cuda WORKERS=12.
 train-detector-slim: setup
 	ocr-restore train detector -o runs/detector-slim10 --init ocr_restore/models/detector.safetensors --config slim \
 		--device $(DEVICE) --workers $(WORKERS) --steps 12000 --lr 1e-3 --seed 10 $(DETECTOR_DATA)

@@ -40,9 +40,6 @@ __all__ = [
 ]
 
 DEFAULT_WEIGHTS = shipped("detector.safetensors")
-# the probability from which a pixel is masked: chosen end to end on the tuning sets, where 0.5 found too little of
-# the occluders on real text and 0.4 read better without flagging more of the clean lines (docs/experiments.md)
-THRESHOLD = 0.4
 TILE = 512  # tile side (px at the normalised scale) for bounded memory
 OVERLAP = 64  # tiles overlap by this; each keeps only its part >= OVERLAP/2 from an inner edge
 TILE_BATCH = {"cpu": 1, "cuda": 8}  # tiles per forward pass: on a CPU batching saves no time, only adds memory
@@ -118,8 +115,11 @@ class Detector:
     """Probabilities -> threshold -> dilation. Subclasses implement `probabilities`."""
 
     name = "detector"
+    default_threshold = 0.5  # the middle of a binary map resized to the image
 
-    def __init__(self, threshold: float = THRESHOLD, dilate: int = 0):
+    def __init__(self, threshold: float | None = None, dilate: int = 0):
+        """`threshold`: the probability from which a pixel is masked (None: the detector's default_threshold)."""
+        threshold = self.default_threshold if threshold is None else threshold
         assert 0.0 < threshold < 1.0, f"threshold must be in (0, 1), got {threshold}"
         assert dilate >= 0, f"dilate must be >= 0 pixels, got {dilate}"
         self.threshold, self.dilate = threshold, dilate
@@ -155,11 +155,14 @@ class ModelDetector(Detector):
     """The SegUNet at the normalised text scale, run in overlapping tiles."""
 
     name = "model"
+    # chosen end to end on the tuning sets: at 0.5 it found too little of the occluders on real text, and 0.4 read
+    # them better without flagging more of their clean lines (docs/experiments.md)
+    default_threshold = 0.4
 
     def __init__(
         self,
         model: SegUNet,
-        threshold: float = THRESHOLD,
+        threshold: float | None = None,
         dilate: int = 0,
         tile: int = TILE,
         overlap: int = OVERLAP,
@@ -279,7 +282,7 @@ class ClassicalDetector(Detector):
 
 
 def build_detector(
-    name: str = "model", weights: Path | None = None, threshold: float = THRESHOLD, dilate: int = 0
+    name: str = "model", weights: Path | None = None, threshold: float | None = None, dilate: int = 0
 ) -> Detector:
     """The detector called `name`: "model" (SegUNet, `weights` or the shipped file) or "classical"."""
     if name == "classical":

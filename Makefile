@@ -195,7 +195,8 @@ train-detector: setup
 
 # Detector run 10, finished 2026-12-07 (issue #22's speed bar; model card): the shipped model narrowed to the slim
 # config (its first two levels at half width, `nn.seg_unet.narrowed`), then trained on run 9's data; read end to end
-# and not shipped. runs/detector-slim10/last.pt holds its end, so this writes its weights and ends at once. On a GPU: make train-detector-slim DEVICE=cuda WORKERS=12.
+# and not shipped. runs/detector-slim10/last.pt holds its end, so this writes its weights and ends at once.
+# On a GPU: make train-detector-slim DEVICE=cuda WORKERS=12.
 train-detector-slim: setup
 	ocr-restore train detector -o runs/detector-slim10 --init ocr_restore/models/detector.safetensors --config slim \
 		--device $(DEVICE) --workers $(WORKERS) --steps 12000 --lr 1e-3 --seed 10 $(DETECTOR_DATA)

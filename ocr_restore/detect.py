@@ -156,7 +156,7 @@ class ModelDetector(Detector):
 
     name = "model"
     # chosen end to end on the tuning sets: at 0.5 it found too little of the occluders on real text, and 0.4 read
-    # them better without flagging more of their clean lines (docs/experiments.md)
+    # them better and their clean lines no worse (docs/experiments.md)
     default_threshold = 0.4
 
     def __init__(

@@ -5,7 +5,7 @@ APT_PACKAGES := tesseract-ocr tesseract-ocr-eng fonts-dejavu-core fonts-dejavu-e
 	fonts-urw-base35 fonts-freefont-ttf fonts-noto-core fortunes fortunes-min wamerican ghostscript
 STAMP := .make
 
-.PHONY: setup demo test fuzz bench tune tune-detector train-inpainter train-detector train-detector-slim clean
+.PHONY: setup demo test fuzz bench tune tune-inpainter tune-detector ablate-inpainter train-inpainter train-detector train-detector-slim clean
 
 setup: $(STAMP)/apt $(STAMP)/pip
 
@@ -149,6 +149,17 @@ tune: setup $(foreach set,$(TUNE_SETS) docs-thin,tune/$(set)/recoverable)
 	ocr-restore bench tune/docs-thin/occluded --masks tune/docs-thin/mask $(call REFERENCES,docs-thin,tune) \
 		-o tune/docs-thin/report-$(LABEL) --inpainter pconv $(TUNE_OPTIONS)
 
+# an inpainter checkpoint with the true masks on the tuning sets, nothing else varying (issue #21's measure):
+# `make tune-inpainter WEIGHTS=runs/x/pconv.safetensors LABEL=x` writes tune/SET/report-masks-LABEL
+INPAINTER_TUNE_SETS := docs docs-thin sroie iiit5k hsroie hiiit5k
+define TUNE_TRUE_MASKS
+	ocr-restore bench tune/$(1)/occluded --masks tune/$(1)/mask $(call REFERENCES,$(1),tune) \
+		-o tune/$(1)/report-masks-$(LABEL) --inpainter pconv $(SCORE_$(1)) $(TUNE_OPTIONS)
+
+endef
+tune-inpainter: setup $(foreach set,$(INPAINTER_TUNE_SETS),tune/$(set)/recoverable)
+	$(foreach set,$(INPAINTER_TUNE_SETS),$(call TUNE_TRUE_MASKS,$(set)))
+
 # a detector checkpoint's masks on the tuning sets and what it flags on their clean images, in minutes (no OCR):
 # `make tune-detector WEIGHTS=runs/x/detector.safetensors LABEL=x` writes tune/detector-LABEL
 tune-detector: setup $(foreach set,$(TUNE_SETS),tune/$(set)/recoverable)
@@ -183,6 +194,18 @@ runs/pconv-glyph7/pconv.safetensors: runs/pconv-glyph7/last.pt
 		--data synthetic:0.5 --data $(TRAIN_REAL)/sroie_lines_train:0.2 --data $(TRAIN_REAL)/iiit5k_train:0.15 \
 		--data $(TRAIN_REAL)/doc_pages:0.15 $(INPAINTER_RECIPE) --seed 70 \
 		--steps-phase1 60000 --steps-phase2 15000 --val-every 1000 --ckpt-every 250 --batch-size 16
+
+# The glyph-first ablation (issue #21 part 1, model card): the glyph-first U-Net and the paper's RGB output trained
+# alike from random weights on run 8's data, the same steps, seed and crops, a snapshot every 1,000 steps. `make -j2
+# ablate-inpainter` trains both at once, a core each; `make tune-inpainter` reads their snapshots.
+ABLATION_STEPS ?= 3000
+ABLATION_CONFIG_glyph := default
+ABLATION_CONFIG_rgb := rgb
+ablate-inpainter: runs/ablation-glyph/pconv.safetensors runs/ablation-rgb/pconv.safetensors
+runs/ablation-glyph/pconv.safetensors runs/ablation-rgb/pconv.safetensors: runs/ablation-%/pconv.safetensors: | setup
+	OMP_NUM_THREADS=1 ocr-restore train inpainter -o runs/ablation-$* --config $(ABLATION_CONFIG_$*) --device $(DEVICE) \
+		--workers $(WORKERS) $(INPAINTER_DATA) --seed 21 --steps-phase1 $(ABLATION_STEPS) --steps-phase2 0 \
+		--val-every 1000 --ckpt-every 250 --batch-size 16
 
 # The detector's run 9 (model card), shipped since 2026-12-06: run 6 fine-tuned with real pages beside renders,
 # receipt lines and scene words. runs/detector-pages9/last.pt holds its end, so this resumes and ends at once; to

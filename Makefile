@@ -5,7 +5,7 @@ APT_PACKAGES := tesseract-ocr tesseract-ocr-eng fonts-dejavu-core fonts-dejavu-e
 	fonts-urw-base35 fonts-freefont-ttf fonts-noto-core fortunes fortunes-min wamerican ghostscript
 STAMP := .make
 
-.PHONY: setup demo test fuzz bench tune tune-inpainter tune-detector ablate-inpainter train-inpainter train-detector train-detector-slim clean
+.PHONY: setup demo test fuzz bench tune tune-inpainter tune-detector ablate-inpainter ablate-glyph ablate-rgb train-inpainter train-detector train-detector-slim clean
 
 setup: $(STAMP)/apt $(STAMP)/pip
 
@@ -197,12 +197,13 @@ runs/pconv-glyph7/pconv.safetensors: runs/pconv-glyph7/last.pt
 
 # The glyph-first ablation (issue #21 part 1, model card): the glyph-first U-Net and the paper's RGB output trained
 # alike from random weights on run 8's data, the same steps, seed and crops, a snapshot every 1,000 steps. `make -j2
-# ablate-inpainter` trains both at once, a core each; `make tune-inpainter` reads their snapshots.
+# ablate-inpainter` trains both at once, a core each, resuming runs/ablation-*/last.pt (3,000 steps done, 2026-12-07;
+# ABLATION_STEPS=N trains on to N); `make tune-inpainter` reads their snapshots.
 ABLATION_STEPS ?= 3000
 ABLATION_CONFIG_glyph := default
 ABLATION_CONFIG_rgb := rgb
-ablate-inpainter: runs/ablation-glyph/pconv.safetensors runs/ablation-rgb/pconv.safetensors
-runs/ablation-glyph/pconv.safetensors runs/ablation-rgb/pconv.safetensors: runs/ablation-%/pconv.safetensors: | setup
+ablate-inpainter: ablate-glyph ablate-rgb
+ablate-glyph ablate-rgb: ablate-%: setup
 	OMP_NUM_THREADS=1 ocr-restore train inpainter -o runs/ablation-$* --config $(ABLATION_CONFIG_$*) --device $(DEVICE) \
 		--workers $(WORKERS) $(INPAINTER_DATA) --seed 21 --steps-phase1 $(ABLATION_STEPS) --steps-phase2 0 \
 		--val-every 1000 --ckpt-every 250 --batch-size 16

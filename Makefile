@@ -143,22 +143,22 @@ define TUNE_CLEAN
 	ocr-restore bench tune/$(1)/clean -o tune/$(1)/report-clean-$(LABEL) $(SCORE_$(1)) $(TUNE_OPTIONS)
 
 endef
+# a set read with its true masks by PConv alone, into tune/SET/report-$(2)
+define TUNE_TRUE_MASKS
+	ocr-restore bench tune/$(1)/occluded --masks tune/$(1)/mask $(call REFERENCES,$(1),tune) \
+		-o tune/$(1)/report-$(2) --inpainter pconv $(SCORE_$(1)) $(TUNE_OPTIONS)
+
+endef
 tune: setup $(foreach set,$(TUNE_SETS) docs-thin,tune/$(set)/recoverable)
 	$(foreach set,$(TUNE_SETS),$(call TUNE_SET,$(set)))
 	$(foreach set,$(CLEAN_TUNE_SETS),$(call TUNE_CLEAN,$(set)))
-	ocr-restore bench tune/docs-thin/occluded --masks tune/docs-thin/mask $(call REFERENCES,docs-thin,tune) \
-		-o tune/docs-thin/report-$(LABEL) --inpainter pconv $(TUNE_OPTIONS)
+	$(call TUNE_TRUE_MASKS,docs-thin,$(LABEL))
 
 # an inpainter checkpoint with the true masks on the tuning sets, nothing else varying (issue #21's measure):
 # `make tune-inpainter WEIGHTS=runs/x/pconv.safetensors LABEL=x` writes tune/SET/report-masks-LABEL
 INPAINTER_TUNE_SETS := docs docs-thin sroie iiit5k hsroie hiiit5k
-define TUNE_TRUE_MASKS
-	ocr-restore bench tune/$(1)/occluded --masks tune/$(1)/mask $(call REFERENCES,$(1),tune) \
-		-o tune/$(1)/report-masks-$(LABEL) --inpainter pconv $(SCORE_$(1)) $(TUNE_OPTIONS)
-
-endef
 tune-inpainter: setup $(foreach set,$(INPAINTER_TUNE_SETS),tune/$(set)/recoverable)
-	$(foreach set,$(INPAINTER_TUNE_SETS),$(call TUNE_TRUE_MASKS,$(set)))
+	$(foreach set,$(INPAINTER_TUNE_SETS),$(call TUNE_TRUE_MASKS,$(set),masks-$(LABEL)))
 
 # a detector checkpoint's masks on the tuning sets and what it flags on their clean images, in minutes (no OCR):
 # `make tune-detector WEIGHTS=runs/x/detector.safetensors LABEL=x` writes tune/detector-LABEL

@@ -127,9 +127,15 @@ DEV_ic03 := ic03_test860
 tune/sroie/recoverable tune/iiit5k/recoverable tune/ic03/recoverable: tune/%/recoverable:
 	ocr-restore synth tune/$* --real $(REAL)/$(DEV_$*) --n 400 --seed 1100
 	for name in $$(ls tune/$*/clean | grep -v '\.gt\.txt$$' | sort | head -300); do rm tune/$*/*/$${name%.*}.*; done
+# IC03's words 401-860, which neither eval/ic03 nor tune/ic03 reads: 460 more scene words, clean and occluded, where a
+# rare failure (one crop in a hundred) shows before it reaches the evaluation set
+tune/ic03-rest/recoverable:
+	ocr-restore synth tune/ic03-rest --real $(REAL)/$(DEV_ic03) --seed 1100
+	for name in $$(ls tune/ic03-rest/clean | grep -v '\.gt\.txt$$' | sort | head -400); do rm tune/ic03-rest/*/$${name%.*}.*; done
 
-TUNE_SETS := docs sroie iiit5k ic03 hsroie hiiit5k
-CLEAN_TUNE_SETS := sroie iiit5k ic03
+TUNE_SETS := docs sroie iiit5k ic03 ic03-rest hsroie hiiit5k
+CLEAN_TUNE_SETS := sroie iiit5k ic03 ic03-rest
+SCORE_ic03-rest := $(SCORE_ic03)
 SCORE_hsroie := $(SCORE_sroie)
 SCORE_hiiit5k := $(SCORE_iiit5k)
 LABEL ?= shipped

@@ -202,7 +202,7 @@ def one_line_crop(height: int, em: float | None) -> bool:
 def more_confident(restored: OcrResult, original: OcrResult, margin: float = CONFIDENCE_MARGIN,
                    mask: np.ndarray | None = None,
                    judge: Callable[[list[Word], list[Word]], bool | None] | None = None,
-                   keep_new_words: bool = True, one_line: bool = True,
+                   keep_new_words: bool = True, one_line: bool = True, line_room: float = float("inf"),
                    known_letters: Callable[[list[Word]], int] | None = None) -> tuple[OcrResult, int]:
     """Word by word, `restored` unless `original` reads the word with more than `margin` points more
     confidence; a word only one reading has is kept.
@@ -220,7 +220,10 @@ def more_confident(restored: OcrResult, original: OcrResult, margin: float = CON
     most one line (reading nothing is an answer it can refute); where both read
     several lines of an image taller than one, with `known_letters` (how many letters
     of words a lexicon holds a reading spells), by those, `original` winning a tie;
-    else by confidence.
+    else by confidence. Where `original` reads at most one line, a `restored` reading
+    of several, more than the image has height for (`line_room`, its height in ems), is
+    Tesseract reading a texture as text, the texture the em was measured on:
+    `original` is kept. (A page's columns set its lines side by side.)
     Returns the chosen reading and how many of its words came from `original`.
     """
     untouched = (lambda words: mask is not None and not any(_touches(w.box, mask) for w in words))
@@ -236,6 +239,8 @@ def more_confident(restored: OcrResult, original: OcrResult, margin: float = CON
         return _confidence(other) > _confidence(mine) + margin if opinion is None else opinion
 
     if len(ours) != len(theirs):
+        if len(theirs) <= 1 < len(ours) and len(ours) > line_room:
+            return original, len(original.words)
         # the judge reads a box as one line: the two real lines of a block, read whole, it scores as junk
         fewer = min(len(ours), len(theirs))
         if prefer_original(restored.words, original.words, judged=one_line and fewer <= 1,

@@ -201,9 +201,11 @@ class Pipeline:
         judged = read_input and reading == "confident" and self.judge is not None and ocr_engine.judged
         if read_input and reading == "confident":
             judge = (lambda mine, theirs: self.judge(image, mask, mine, theirs)) if judged else None
+            height, em = image.shape[0], restoration.em
             ocr, words_from_input = more_confident(ocr, input_ocr, ocr_engine.margin, mask=mask, judge=judge,
                                                    keep_new_words=ocr_engine.keep_new_words,
-                                                   one_line=one_line_crop(image.shape[0], restoration.em),
+                                                   one_line=one_line_crop(height, em),
+                                                   line_room=height / em if em else float("inf"),
                                                    known_letters=self.known_letters)
         pixel_text = ocr.text
         if self.language_prior is not None and mask.any() and ocr_engine.prior_gate > 0:

@@ -140,6 +140,18 @@ def test_the_judge_decides_where_one_reading_has_at_most_one_line():
     assert more_confident(block, stray, judge=judge)[0] == stray and asked == [(["Total", "Cash"], ["ai"])]
 
 
+def test_a_restoration_read_as_more_lines_than_the_image_holds_is_not_kept():
+    word = reading([("PLACE", 40, 0)])  # a scene word, read unsure of itself
+    # a textured ground read as lines once the holes are filled, each line surer than the word
+    texture = reading(*[[("ee", 90, 0), ("Fa", 90, 40)] for _ in range(6)])
+    assert more_confident(texture, word, one_line=False)[0] == texture  # by confidence
+    assert more_confident(texture, word, one_line=False, line_room=4.0) == (word, 1)  # 6 lines in 4 ems
+    assert more_confident(texture, word, one_line=False, line_room=8.0)[0] == texture
+    # a page's columns: more lines than its height in ems, read beside the input's several
+    columns = reading([("Total", 40, 0)], [("Cash", 40, 0)])
+    assert more_confident(texture, columns, one_line=False, line_room=4.0)[0] == texture
+
+
 def test_pages_laid_out_differently_are_compared_by_the_words_they_spell():
     def known_letters(words):  # a lexicon of three words
         return sum(len(w.text) for w in words if w.text.lower() in {"total", "cash", "change"})

@@ -127,8 +127,8 @@ DEV_ic03 := ic03_test860
 tune/sroie/recoverable tune/iiit5k/recoverable tune/ic03/recoverable: tune/%/recoverable:
 	ocr-restore synth tune/$* --real $(REAL)/$(DEV_$*) --n 400 --seed 1100
 	for name in $$(ls tune/$*/clean | grep -v '\.gt\.txt$$' | sort | head -300); do rm tune/$*/*/$${name%.*}.*; done
-# IC03's words 401-860, which neither eval/ic03 nor tune/ic03 reads: 460 more scene words, clean and occluded, where a
-# rare failure (one crop in a hundred) shows before it reaches the evaluation set
+# IC03's words 401-860, which neither eval/ic03 nor tune/ic03 reads: 460 more scene words, clean and occluded, where
+# a failure of one crop in hundreds shows before it reaches the evaluation set
 tune/ic03-rest/recoverable:
 	ocr-restore synth tune/ic03-rest --real $(REAL)/$(DEV_ic03) --seed 1100
 	for name in $$(ls tune/ic03-rest/clean | grep -v '\.gt\.txt$$' | sort | head -400); do rm tune/ic03-rest/*/$${name%.*}.*; done
@@ -175,7 +175,7 @@ tune-detector: setup $(foreach set,$(TUNE_SETS),tune/$(set)/recoverable)
 # The inpainter's training campaign (model card): run 10 fine-tunes run 8's final weights with the pretrained
 # recognizer's CTC loss on occluded text lines beside the pixel terms (issue #21 part 2b) at a tenth of run 9's
 # weight (run 9, at 0.01, made Tesseract read its restorations worse; stopped at step 4,520, model card). Run 10
-# read level with run 8 at step 3,000; stopped at step 9,099, its validation still no better than run 8's (model
+# read level with run 8 at step 3,000; stopped at step 9,741, its validation still no better than run 8's (model
 # card); this resumes it from runs/pconv-ctc10/last.pt. On a GPU: make train-inpainter DEVICE=cuda WORKERS=12 (the same run).
 DEVICE ?= auto
 WORKERS ?= 1

@@ -124,14 +124,17 @@ tune/hiiit5k/recoverable:
 DEV_sroie := sroie_lines_dev
 DEV_iiit5k := iiit5k_test
 DEV_ic03 := ic03_test860
+# tune/$(1): the real dev set $(2) occluded (its first images, $(3); all without), less its first $(4) images
+define TUNE_FROM_DEV
+	ocr-restore synth tune/$(1) --real $(REAL)/$(2) $(3) --seed 1100
+	for name in $$(ls tune/$(1)/clean | grep -v '\.gt\.txt$$' | sort | head -$(4)); do rm tune/$(1)/*/$${name%.*}.*; done
+endef
 tune/sroie/recoverable tune/iiit5k/recoverable tune/ic03/recoverable: tune/%/recoverable:
-	ocr-restore synth tune/$* --real $(REAL)/$(DEV_$*) --n 400 --seed 1100
-	for name in $$(ls tune/$*/clean | grep -v '\.gt\.txt$$' | sort | head -300); do rm tune/$*/*/$${name%.*}.*; done
+	$(call TUNE_FROM_DEV,$*,$(DEV_$*),--n 400,300)
 # IC03's words 401-860, which neither eval/ic03 nor tune/ic03 reads: 460 more scene words, clean and occluded, where
 # a failure of one crop in hundreds shows before it reaches the evaluation set
 tune/ic03-rest/recoverable:
-	ocr-restore synth tune/ic03-rest --real $(REAL)/$(DEV_ic03) --seed 1100
-	for name in $$(ls tune/ic03-rest/clean | grep -v '\.gt\.txt$$' | sort | head -400); do rm tune/ic03-rest/*/$${name%.*}.*; done
+	$(call TUNE_FROM_DEV,ic03-rest,$(DEV_ic03),,400)
 
 TUNE_SETS := docs sroie iiit5k ic03 ic03-rest hsroie hiiit5k
 CLEAN_TUNE_SETS := sroie iiit5k ic03 ic03-rest

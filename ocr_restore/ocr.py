@@ -30,7 +30,7 @@ import numpy as np
 import pytesseract
 
 from .errors import MissingDependencyError, OcrError
-from .textscale import estimate_text_height
+from .textscale import WORD_CROP, estimate_text_height
 
 __all__ = ["Word", "OcrResult", "Engine", "Tesseract", "build_engine", "check_tesseract", "recognise", "recognise_all",
            "more_confident", "one_line_crop", "paper_grey", "same_word", "tesseract_version", "words_extent"]
@@ -38,7 +38,6 @@ __all__ = ["Word", "OcrResult", "Engine", "Tesseract", "build_engine", "check_te
 MIN_EM = 40  # em size (px) below which images are upscaled: Tesseract's LSTM wants x-height >= ~20 px
 MAX_UPSCALE = 6.0
 MIN_CONTRAST = 24  # grey levels between dark and light: less is a blank image
-SINGLE_LINE_HEIGHT = 120  # px: without a text-height estimate, shorter images are taken for one line
 BLOCK_HEIGHT_EM = 30  # images up to this many ems high are crops of one block of text, not pages
 # Tesseract confidence points by which the input's words must beat the restored ones to be kept. Chosen on
 # the seed-1100 tuning sets (detected masks, PConv run 5, word by word; CER with margins 0 / 5 / 10): 150
@@ -345,7 +344,8 @@ def _auto_psm(image: np.ndarray, em: float | None) -> int:
     block that Tesseract often drops.
     """
     height = image.shape[0]
-    if height < (2.2 * em if em else SINGLE_LINE_HEIGHT):
+    # with no text measured, a crop up to WORD_CROP is a word whose letters fill it (psm 3 reads such words as nothing)
+    if (height < 2.2 * em) if em else (height <= WORD_CROP):
         return 7
     return 6 if em and height < BLOCK_HEIGHT_EM * em else 3
 

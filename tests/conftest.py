@@ -28,6 +28,18 @@ def render_lines(*texts: str, size: int = 32) -> np.ndarray:
     return np.concatenate([np.pad(line, ((0, 0), (0, width - line.shape[1]), (0, 0)), constant_values=255) for line in lines])
 
 
+def speckled_word(text: str, size: int, specks: int, grey: int) -> np.ndarray:
+    """`text` cut to its letters' rows, so that they fill the crop as on a tight crop of a sign, on a ground of
+    `specks` random dots of `grey` (a plaque's grain)."""
+    word = render_line(text, size)
+    rows = np.flatnonzero((word < 128).any(axis=(1, 2)))
+    crop = word[rows[0] - 4: rows[-1] + 5].copy()
+    rng = np.random.default_rng(0)
+    for x, y in zip(rng.integers(0, crop.shape[1], specks), rng.integers(0, crop.shape[0], specks)):
+        cv2.circle(crop, (int(x), int(y)), int(rng.integers(1, 3)), (grey, grey, grey), -1)
+    return crop
+
+
 def stroke_over(image: np.ndarray, colour=(200, 30, 30), thickness: int = 5) -> tuple[np.ndarray, np.ndarray]:
     """A diagonal marker stroke across the text; returns the occluded image and its exact mask."""
     occluded = image.copy()

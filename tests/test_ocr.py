@@ -9,7 +9,7 @@ from ocr_restore.errors import MissingDependencyError
 from ocr_restore.metrics import Score, score
 from ocr_restore.ocr import OcrResult, Word, check_tesseract, more_confident, recognise, recognise_all
 
-from .conftest import LINE, render_line, render_lines
+from .conftest import LINE, render_line, render_lines, speckled_word
 
 pytestmark = pytest.mark.skipif(shutil.which("tesseract") is None, reason="tesseract is not installed")
 
@@ -19,6 +19,14 @@ def test_reads_a_rendered_line(line_image):
     assert result.psm == 7
     assert score(LINE, result.text).cer < 0.05
     assert [w.text for w in result.words][:2] == ["The", "quick"]
+
+
+def test_a_word_crop_with_no_measurable_text_is_read_as_one_line():
+    """Letters as tall as a 136-px crop on a speckled ground: no em is measured (textscale), and Tesseract's
+    automatic layout (psm 3) reads such a word as nothing."""
+    word = speckled_word("PLACE", size=170, specks=1500, grey=150)
+    result = recognise(word)
+    assert result.psm == 7 and result.text == "PLACE"
 
 
 def test_word_boxes_are_in_input_pixels(line_image):

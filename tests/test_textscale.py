@@ -91,3 +91,29 @@ def test_light_on_dark_tells_a_sign_from_print_under_uneven_light():
     assert light_on_dark(255 - page.astype(np.uint8))
     sign = np.where(page < 128, [250, 240, 200], [150, 20, 30]).astype(np.uint8)  # cream letters on red
     assert light_on_dark(sign)
+
+
+def test_a_page_photographed_on_a_dark_table_is_dark_text_on_light():
+    """The table fills the image's border, so the border alone would take it for the ground and the page, one
+    region over half the image, for light text; a book's scan on its dark cover does the same."""
+    rng = np.random.default_rng(3)
+    page = np.full((1500, 1100, 3), 235, np.uint8)
+    y = 100
+    while y < 1350:
+        block = render("docs", rng, size=30).image
+        h, w = min(block.shape[0], 1400 - y), min(block.shape[1], 1000)
+        page[y:y + h, 50:50 + w] = block[:h, :w]
+        y += h + 30
+    photo = rng.normal(45, 8, (1800, 1400, 3)).clip(0, 255).astype(np.uint8)  # the table
+    photo[120:1620, 170:1270] = page
+    assert not light_on_dark(photo)
+    assert abs(estimate_text_height(photo) / estimate_text_height(page) - 1) <= 0.25  # without it 80 times this
+
+
+def test_a_word_as_tall_as_its_crop_on_a_speckled_ground_is_not_measured_by_its_specks():
+    """A plaque's grain outnumbers the five letters, so the size weights alone took the specks for the text (9 px
+    to the em here, for letters of 90): the detector then saw the letters as shapes ten times too large."""
+    from .conftest import render_line, speckled_word
+
+    assert estimate_text_height(speckled_word("PLACE", size=120, specks=900, grey=90)) is None  # a word (guess_em)
+    assert estimate_text_height(render_line("PLACE", size=120)) == pytest.approx(120, rel=0.25)  # the letters alone

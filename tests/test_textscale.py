@@ -28,16 +28,21 @@ def test_light_text_on_dark_ground():
     assert abs(estimate / sample.text_height - 1) <= 0.25
 
 
+def _paragraphs_on_a_sheet(height: int, width: int, em: int, margin: int, seed: int) -> np.ndarray:
+    """Rendered paragraphs of `em` px to the em pasted down a sheet of paper, `margin` px in from its sides."""
+    rng = np.random.default_rng(seed)
+    page = np.full((height, width, 3), 245, np.uint8)
+    y = 2 * margin
+    while y < height - 5 * margin:
+        block = render("docs", rng, size=em).image
+        h, w = min(block.shape[0], height - y), min(block.shape[1], width - 2 * margin)
+        page[y:y + h, margin:margin + w] = block[:h, :w]
+        y += h + em
+    return page
+
+
 def test_a_300_dpi_page():
-    # 12 pt at 300 dpi is 50 px per em; paragraphs pasted onto a 2500 x 3500 sheet
-    rng = np.random.default_rng(2)
-    page = np.full((3500, 2500, 3), 245, np.uint8)
-    y = 200
-    while y < 3000:
-        block = render("docs", rng, size=50).image
-        h, w = min(block.shape[0], 3500 - y), min(block.shape[1], 2300)
-        page[y:y + h, 100:100 + w] = block[:h, :w]
-        y += h + 40
+    page = _paragraphs_on_a_sheet(3500, 2500, em=50, margin=100, seed=2)  # 12 pt at 300 dpi is 50 px per em
     estimate = estimate_text_height(page)  # its speed is a benchmark's (README), not a timed test's
     assert abs(estimate / 50 - 1) <= 0.25
 
@@ -96,18 +101,11 @@ def test_light_on_dark_tells_a_sign_from_print_under_uneven_light():
 def test_a_page_photographed_on_a_dark_table_is_dark_text_on_light():
     """The table fills the image's border, so the border alone would take it for the ground and the page, one
     region over half the image, for light text; a book's scan on its dark cover does the same."""
-    rng = np.random.default_rng(3)
-    page = np.full((1500, 1100, 3), 235, np.uint8)
-    y = 100
-    while y < 1350:
-        block = render("docs", rng, size=30).image
-        h, w = min(block.shape[0], 1400 - y), min(block.shape[1], 1000)
-        page[y:y + h, 50:50 + w] = block[:h, :w]
-        y += h + 30
-    photo = rng.normal(45, 8, (1800, 1400, 3)).clip(0, 255).astype(np.uint8)  # the table
+    page = _paragraphs_on_a_sheet(1500, 1100, em=30, margin=50, seed=3)
+    photo = np.random.default_rng(3).normal(45, 8, (1800, 1400, 3)).clip(0, 255).astype(np.uint8)  # the table
     photo[120:1620, 170:1270] = page
     assert not light_on_dark(photo)
-    assert abs(estimate_text_height(photo) / estimate_text_height(page) - 1) <= 0.25  # without it 80 times this
+    assert abs(estimate_text_height(photo) / estimate_text_height(page) - 1) <= 0.25  # without it 75 times this
 
 
 def test_a_word_as_tall_as_its_crop_on_a_speckled_ground_is_not_measured_by_its_specks():

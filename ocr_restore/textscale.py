@@ -26,7 +26,7 @@ that takes the share within 20% of the truth from 62% to 73%.
 import cv2
 import numpy as np
 
-__all__ = ["TEXT_HEIGHT", "MIN_INPUT", "CROP_EM_PER_HEIGHT", "estimate_text_height", "guess_em", "text_height",
+__all__ = ["TEXT_HEIGHT", "MIN_INPUT", "CROP_EM_PER_HEIGHT", "WORD_CROP", "estimate_text_height", "guess_em", "text_height",
            "centre_padding", "light_on_dark"]
 
 TEXT_HEIGHT = 24  # em size in pixels at which models train and run
@@ -102,12 +102,12 @@ def _tall_height(gray: np.ndarray, close: bool, ignore: np.ndarray | None = None
     if close:
         binary = cv2.morphologyEx(binary, cv2.MORPH_CLOSE, np.ones((3, 3), np.uint8))
     count, labels, stats, _ = cv2.connectedComponentsWithStats(binary, connectivity=8)
-    shapes = stats[1:][stats[1:, cv2.CC_STAT_HEIGHT] >= 3]
-    measurable = shapes
+    tall_enough = stats[1:, cv2.CC_STAT_HEIGHT] >= 3
+    shapes = measurable = stats[1:][tall_enough]
     if ignore is not None:
         # an occluder, and the glyphs it merged with, say nothing of the text's size; glyphs it only
         # clips still do (dropping every touched glyph would leave only fragments on a covered word)
-        under = np.bincount(labels[ignore], minlength=count)[1:][stats[1:, cv2.CC_STAT_HEIGHT] >= 3]
+        under = np.bincount(labels[ignore], minlength=count)[1:][tall_enough]
         measurable = shapes[under <= _IGNORED_SHARE * shapes[:, cv2.CC_STAT_AREA]]
     # the ground cut into pieces by a frame or a stripe is not a glyph
     inside = ((measurable[:, cv2.CC_STAT_HEIGHT] < 0.95 * gray.shape[0])

@@ -178,8 +178,8 @@ tune-detector: setup $(foreach set,$(TUNE_SETS),tune/$(set)/recoverable)
 # The inpainter's training campaign (model card): run 10 fine-tunes run 8's final weights with the pretrained
 # recognizer's CTC loss on occluded text lines beside the pixel terms (issue #21 part 2b) at a tenth of run 9's
 # weight (run 9, at 0.01, made Tesseract read its restorations worse; stopped at step 4,520, model card). Run 10
-# read level with run 8 at step 3,000; stopped at step 9,741, its validation still no better than run 8's (model
-# card); this resumes it from runs/pconv-ctc10/last.pt. On a GPU: make train-inpainter DEVICE=cuda WORKERS=12 (the same run).
+# read level with run 8 at step 3,000 and finished at step 12,000 (2026-12-07), its validation never better than
+# run 8's (model card): not shipped; this writes its weights from runs/pconv-ctc10/last.pt. On a GPU: make train-inpainter DEVICE=cuda WORKERS=12 (the same run).
 DEVICE ?= auto
 WORKERS ?= 1
 INPAINTER_RECIPE = --tight-share 0.3 --scale-jitter 0.4 --style-weight 1.2  # runs 7 to 10

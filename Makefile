@@ -179,7 +179,8 @@ tune-detector: setup $(foreach set,$(TUNE_SETS),tune/$(set)/recoverable)
 # recognizer's CTC loss on occluded text lines beside the pixel terms (issue #21 part 2b) at a tenth of run 9's
 # weight (run 9, at 0.01, made Tesseract read its restorations worse; stopped at step 4,520, model card). Run 10
 # read level with run 8 at step 3,000 and finished at step 12,000 (2026-12-07), its validation never better than
-# run 8's (model card): not shipped; this writes its weights from runs/pconv-ctc10/last.pt. On a GPU: make train-inpainter DEVICE=cuda WORKERS=12 (the same run).
+# run 8's (model card): not shipped; this writes its weights from runs/pconv-ctc10/last.pt.
+# On a GPU: make train-inpainter DEVICE=cuda WORKERS=12 (the same run).
 DEVICE ?= auto
 WORKERS ?= 1
 INPAINTER_RECIPE = --tight-share 0.3 --scale-jitter 0.4 --style-weight 1.2  # runs 7 to 10
@@ -206,9 +207,9 @@ runs/pconv-glyph7/pconv.safetensors: runs/pconv-glyph7/last.pt
 
 # The glyph-first ablation (issue #21 part 1, model card): the glyph-first U-Net and the paper's RGB output trained
 # alike from random weights on run 8's data, the same steps, seed and crops, a snapshot every 1,000 steps. `make -j2
-# ablate-inpainter` trains both at once, a core each, resuming runs/ablation-*/last.pt (5,000 steps done, 2026-12-07, so this writes their weights at once;
-# ABLATION_STEPS=N trains on to N; step 3,000's last.pt, read on the tuning sets, is in git at 13aac32);
-# `make tune-inpainter` reads their snapshots.
+# ablate-inpainter` trains both at once, a core each, resuming runs/ablation-*/last.pt (5,000 steps done,
+# 2026-12-07, so this writes their weights at once; ABLATION_STEPS=N trains on to N; step 3,000's last.pt, read on
+# the tuning sets, is in git at 13aac32); `make tune-inpainter` reads their snapshots.
 ABLATION_STEPS ?= 5000
 ABLATION_CONFIG_glyph := default
 ABLATION_CONFIG_rgb := rgb

@@ -26,8 +26,8 @@ that takes the share within 20% of the truth from 62% to 73%.
 import cv2
 import numpy as np
 
-__all__ = ["TEXT_HEIGHT", "MIN_INPUT", "CROP_EM_PER_HEIGHT", "WORD_CROP", "estimate_text_height", "guess_em", "text_height",
-           "centre_padding", "light_on_dark"]
+__all__ = ["TEXT_HEIGHT", "MIN_INPUT", "CROP_EM_PER_HEIGHT", "WORD_CROP", "estimate_text_height", "guess_em",
+           "text_height", "centre_padding", "light_on_dark"]
 
 TEXT_HEIGHT = 24  # em size in pixels at which models train and run
 # (H, W) px at TEXT_HEIGHT: the detector's training crop. A smaller input is padded to it by edge replication

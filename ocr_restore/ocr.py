@@ -224,10 +224,10 @@ def more_confident(restored: OcrResult, original: OcrResult, margin: float = CON
     most one line (reading nothing is an answer it can refute); where both read
     several lines of an image taller than one, with `known_letters` (how many letters
     of words a lexicon holds a reading spells), by those, `original` unless `restored`
-    spells over LAYOUT_MARGIN more; else by confidence. Where `original` reads at most one line, a `restored` reading
-    of several, more than the image has height for (`line_room`, its height in ems), is
-    Tesseract reading a texture as text, the texture the em was measured on:
-    `original` is kept. (A page's columns set its lines side by side.)
+    spells over LAYOUT_MARGIN more; else by confidence. Where `original` reads at most
+    one line, a `restored` reading of several, more than the image has height for
+    (`line_room`, its height in ems), is Tesseract reading a texture as text, the
+    texture the em was measured on: `original` is kept. (A page's columns set its lines side by side.)
     Returns the chosen reading and how many of its words came from `original`.
     """
     untouched = (lambda words: mask is not None and not any(_touches(w.box, mask) for w in words))

@@ -187,13 +187,14 @@ def test_a_page_laid_out_anew_must_spell_clearly_more_than_the_input():
         return sum(len(w.text) for w in words if w.text.lower() in lexicon)
 
     receipt = [("Total", 90, 0), ("Cash", 90, 60), ("Change", 90, 110)]  # 15 lexicon letters a line
+    two_columns = receipt + [(text, confidence, x + 200) for text, confidence, x in receipt]
     page = reading(*[receipt] * 6)
     # a false alarm's restoration, read in another layout (two lines as one), spelling one word more by chance:
     # 94 letters against 90 is Tesseract reading much the same page in another order, and the input is kept
-    restored = reading(receipt + receipt, *[receipt] * 3, receipt + [("Paid", 96, 170)])
+    restored = reading(two_columns, *[receipt] * 3, receipt + [("Paid", 96, 170)])
     assert more_confident(restored, page, one_line=False, known_letters=known_letters) == (page, 18)
     # a word more in each line is a restoration that brought text back
-    brought_back = reading(receipt + receipt, *[receipt + [("Paid", 96, 170)]] * 4)
+    brought_back = reading(two_columns, *[receipt + [("Paid", 96, 170)]] * 4)
     assert more_confident(brought_back, page, one_line=False, known_letters=known_letters) == (brought_back, 0)
 
 

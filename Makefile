@@ -207,10 +207,10 @@ runs/pconv-glyph7/pconv.safetensors: runs/pconv-glyph7/last.pt
 
 # The glyph-first ablation (issue #21 part 1, model card): the glyph-first U-Net and the paper's RGB output trained
 # alike from random weights on run 8's data, the same steps, seed and crops, a snapshot every 1,000 steps. `make -j2
-# ablate-inpainter` trains both at once, a core each, resuming runs/ablation-*/last.pt (9,250 steps done,
+# ablate-inpainter` trains both at once, a core each, resuming runs/ablation-*/last.pt (11,000 steps done,
 # 2026-12-07, so this writes their weights at once; ABLATION_STEPS=N trains on to N; step 3,000's last.pt, read on
 # the tuning sets, is in git at 13aac32); `make tune-inpainter` reads their snapshots.
-ABLATION_STEPS ?= 9250
+ABLATION_STEPS ?= 11000
 ABLATION_CONFIG_glyph := default
 ABLATION_CONFIG_rgb := rgb
 ablate-inpainter: ablate-glyph ablate-rgb

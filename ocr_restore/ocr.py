@@ -227,7 +227,8 @@ def more_confident(restored: OcrResult, original: OcrResult, margin: float = CON
     spells over LAYOUT_MARGIN more; else by confidence. Where `original` reads at most
     one line, a `restored` reading of several, more than the image has height for
     (`line_room`, its height in ems), is Tesseract reading a texture as text, the
-    texture the em was measured on: `original` is kept. (A page's columns set its lines side by side.)
+    texture the em was measured on: `original` is kept. (A page's columns set its
+    lines side by side.)
     Returns the chosen reading and how many of its words came from `original`.
     """
     untouched = (lambda words: mask is not None and not any(_touches(w.box, mask) for w in words))

@@ -160,10 +160,12 @@ def test_a_restoration_read_as_more_lines_than_the_image_holds_is_not_kept():
     assert more_confident(texture, columns, one_line=False, line_room=4.0)[0] == texture
 
 
-def test_pages_laid_out_differently_are_compared_by_the_words_they_spell():
-    def known_letters(words):  # a lexicon of three words
-        return sum(len(w.text) for w in words if w.text.lower() in {"total", "cash", "change"})
+def known_letters(words):
+    """`language.known_letters` with a lexicon of four words."""
+    return sum(len(w.text) for w in words if w.text.lower() in {"total", "cash", "change", "paid"})
 
+
+def test_pages_laid_out_differently_are_compared_by_the_words_they_spell():
     page = reading([("Total", 90, 0)], [("C~h", 30, 0)], [("Change", 90, 0)])  # an occluder on "Cash"
     restored = reading([("Total", 60, 0), ("Cash", 60, 60)], [("Change", 60, 0)])  # read less sure, one line fewer
     assert more_confident(restored, page, one_line=False)[0] == page  # by confidence
@@ -181,11 +183,6 @@ def test_pages_laid_out_differently_are_compared_by_the_words_they_spell():
 
 
 def test_a_page_laid_out_anew_must_spell_clearly_more_than_the_input():
-    lexicon = {"total", "cash", "change", "paid"}
-
-    def known_letters(words):
-        return sum(len(w.text) for w in words if w.text.lower() in lexicon)
-
     receipt = [("Total", 90, 0), ("Cash", 90, 60), ("Change", 90, 110)]  # 15 lexicon letters a line
     two_columns = receipt + [(text, confidence, x + 200) for text, confidence, x in receipt]
     page = reading(*[receipt] * 6)

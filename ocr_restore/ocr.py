@@ -53,6 +53,12 @@ ONE_LINE_EM = 3.0
 # clean pages / the occluded ones at 0 / 2% / 5% / 10%): 0.0558 / 0.0346 / 0.0151 / 0.0138, 0.4166 / 0.4119 / 0.4224 /
 # 0.4245: at 5% nine clean pages read as Tesseract alone reads them, for nine occluded ones read a little worse.
 LAYOUT_MARGIN = 0.05
+# The share of a page under the mask from which its restored layout is kept whatever the lexicon says: occluders
+# that large broke the input's own layout (Tesseract read a page's columns across, its lines out of order), and the
+# false alarms of clean pages stay under it. Chosen on the same 109 tuning pages (docs/experiments.md, "A page
+# mostly masked keeps its restored layout"; CER of the occluded pages at none / 20% / 15% / 12%: 0.4224 / 0.4161 /
+# 0.4133 / 0.4084, of the clean pages 0.0151 at each): 15%, for room above the largest false alarm, 11.7% of a page.
+LAYOUT_MASK_SHARE = 0.15
 # Confidence under which the language prior may change a word (language.LanguagePrior). Chosen on the seed-1100
 # tuning sets with the prior's other settings (docs/experiments.md, "Language prior"; CER at 50 / 70 / 90): 60
 # documents 0.2666 / 0.2660 / 0.2661, 100 receipt lines 0.1842 / 0.1842 / 0.1862.
@@ -222,7 +228,8 @@ def more_confident(restored: OcrResult, original: OcrResult, margin: float = CON
     Readings with different numbers of lines are compared whole: by the judge
     where the image is `one_line` (`one_line_crop`) and one of them reads at
     most one line (reading nothing is an answer it can refute); where both read
-    several lines of an image taller than one, with `known_letters` (how many letters
+    several lines of an image taller than one, `restored` where the mask covers
+    LAYOUT_MASK_SHARE of the image or more; else with `known_letters` (how many letters
     of words a lexicon holds a reading spells), by those, `original` unless `restored`
     spells over LAYOUT_MARGIN more; else by confidence. Where `original` reads at most
     one line, a `restored` reading of several, more than the image has height for
@@ -232,11 +239,14 @@ def more_confident(restored: OcrResult, original: OcrResult, margin: float = CON
     Returns the chosen reading and how many of its words came from `original`.
     """
     untouched = (lambda words: mask is not None and not any(_touches(w.box, mask) for w in words))
+    mask_share = float(mask.mean()) if mask is not None else 0.0
     ours, theirs = restored.lines(), original.lines()
 
     def prefer_original(mine: list[Word], other: list[Word], judged: bool = True, whole_page: bool = False) -> bool:
         if untouched(mine + other) or not mine or not (other or keep_new_words):
             return True
+        if whole_page and mask_share >= LAYOUT_MASK_SHARE:
+            return False
         if whole_page and known_letters is not None:
             # Tesseract is sure of the junk it reads where false alarms were painted over a page's text
             return known_letters(mine) <= known_letters(other) * (1 + LAYOUT_MARGIN)

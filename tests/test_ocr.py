@@ -195,6 +195,22 @@ def test_a_page_laid_out_anew_must_spell_clearly_more_than_the_input():
     assert more_confident(brought_back, page, one_line=False, known_letters=known_letters) == (brought_back, 0)
 
 
+def test_a_page_mostly_masked_keeps_its_restored_layout():
+    receipt = [("Total", 90, 0), ("Cash", 90, 60), ("Change", 90, 110)]
+    page = reading(*[receipt] * 6)  # 120 px tall, 170 wide
+    # the restoration read in another layout, spelling a word fewer: a false alarm's, where the mask is small
+    restored = reading(receipt + [(text, confidence, x + 200) for text, confidence, x in receipt],
+                       *[receipt] * 3, [("Total", 90, 0), ("Cash", 90, 60)])
+    mask = np.zeros((120, 400), bool)
+    mask[105:120, 110:170] = True  # under "Change" of the last line: 2% of the page
+    chosen = more_confident(restored, page, mask=mask, one_line=False, known_letters=known_letters)[0]
+    assert chosen == page
+    # an occluder over a sixth of the page broke the input's layout: its restored one is read
+    mask[100:120, :] = True
+    chosen = more_confident(restored, page, mask=mask, one_line=False, known_letters=known_letters)[0]
+    assert chosen == restored
+
+
 def test_scene_words_on_coloured_grounds_are_read():
     # handed over in colour, Tesseract read these 16 at CER 0.43 (one Otsu threshold per channel); in grey, 0.23
     from ocr_restore.data.render import render

@@ -239,13 +239,12 @@ def more_confident(restored: OcrResult, original: OcrResult, margin: float = CON
     Returns the chosen reading and how many of its words came from `original`.
     """
     untouched = (lambda words: mask is not None and not any(_touches(w.box, mask) for w in words))
-    mask_share = float(mask.mean()) if mask is not None else 0.0
     ours, theirs = restored.lines(), original.lines()
 
     def prefer_original(mine: list[Word], other: list[Word], judged: bool = True, whole_page: bool = False) -> bool:
         if untouched(mine + other) or not mine or not (other or keep_new_words):
             return True
-        if whole_page and mask_share >= LAYOUT_MASK_SHARE:
+        if whole_page and mask is not None and mask.mean() >= LAYOUT_MASK_SHARE:
             return False
         if whole_page and known_letters is not None:
             # Tesseract is sure of the junk it reads where false alarms were painted over a page's text

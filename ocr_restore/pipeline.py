@@ -11,9 +11,10 @@ With reading="confident" (the default) the unrestored input is read as well, wor
 (`judge.InkJudge`, a recogniser scoring both readings on the input's visible ink) keeps the one the ink
 supports, or, without its weights, the OCR's clearly more confident one; a word only one reading has is
 kept. A restoration that smears a letter an occluder barely touched then costs nothing. Where Tesseract
-lays out the two readings of a page differently, they are compared whole, and the restored one is kept only
-where it spells clearly more letters of lexicon words (`language.known_letters`, `ocr.LAYOUT_MARGIN`):
-Tesseract is sure of junk too, and reads a page of the same words in another order. With "restored"
+lays out the two readings of a page differently, they are compared whole: the restored one is kept where the
+mask covers much of the page (`ocr.LAYOUT_MASK_SHARE`), the occluders having broken the input's layout, and
+elsewhere only where it spells clearly more letters of lexicon words (`language.known_letters`,
+`ocr.LAYOUT_MARGIN`): Tesseract is sure of junk too, and reads a page of the same words in another order. With "restored"
 only the restored image is read, in half the OCR work (the two readings of "confident" run side by side
 where the process has two cores).
 

@@ -165,6 +165,10 @@ def known_letters(words):
     return sum(len(w.text) for w in words if w.text.lower() in {"total", "cash", "change", "paid"})
 
 
+RECEIPT = [("Total", 90, 0), ("Cash", 90, 60), ("Change", 90, 110)]  # a line of 15 lexicon letters, 170 px wide
+TWO_COLUMNS = RECEIPT + [(text, confidence, x + 200) for text, confidence, x in RECEIPT]  # two lines read as one
+
+
 def test_pages_laid_out_differently_are_compared_by_the_words_they_spell():
     page = reading([("Total", 90, 0)], [("C~h", 30, 0)], [("Change", 90, 0)])  # an occluder on "Cash"
     restored = reading([("Total", 60, 0), ("Cash", 60, 60)], [("Change", 60, 0)])  # read less sure, one line fewer
@@ -183,24 +187,20 @@ def test_pages_laid_out_differently_are_compared_by_the_words_they_spell():
 
 
 def test_a_page_laid_out_anew_must_spell_clearly_more_than_the_input():
-    receipt = [("Total", 90, 0), ("Cash", 90, 60), ("Change", 90, 110)]  # 15 lexicon letters a line
-    two_columns = receipt + [(text, confidence, x + 200) for text, confidence, x in receipt]
-    page = reading(*[receipt] * 6)
+    page = reading(*[RECEIPT] * 6)
     # a false alarm's restoration, read in another layout (two lines as one), spelling one word more by chance:
     # 94 letters against 90 is Tesseract reading much the same page in another order, and the input is kept
-    restored = reading(two_columns, *[receipt] * 3, receipt + [("Paid", 96, 170)])
+    restored = reading(TWO_COLUMNS, *[RECEIPT] * 3, RECEIPT + [("Paid", 96, 170)])
     assert more_confident(restored, page, one_line=False, known_letters=known_letters) == (page, 18)
     # a word more in each line is a restoration that brought text back
-    brought_back = reading(two_columns, *[receipt + [("Paid", 96, 170)]] * 4)
+    brought_back = reading(TWO_COLUMNS, *[RECEIPT + [("Paid", 96, 170)]] * 4)
     assert more_confident(brought_back, page, one_line=False, known_letters=known_letters) == (brought_back, 0)
 
 
 def test_a_page_mostly_masked_keeps_its_restored_layout():
-    receipt = [("Total", 90, 0), ("Cash", 90, 60), ("Change", 90, 110)]
-    page = reading(*[receipt] * 6)  # 120 px tall, 170 wide
+    page = reading(*[RECEIPT] * 6)  # 120 px tall, 170 wide
     # the restoration read in another layout, spelling a word fewer: a false alarm's, where the mask is small
-    restored = reading(receipt + [(text, confidence, x + 200) for text, confidence, x in receipt],
-                       *[receipt] * 3, [("Total", 90, 0), ("Cash", 90, 60)])
+    restored = reading(TWO_COLUMNS, *[RECEIPT] * 3, [("Total", 90, 0), ("Cash", 90, 60)])
     mask = np.zeros((120, 400), bool)
     mask[105:120, 110:170] = True  # under "Change" of the last line: 2% of the page
     chosen = more_confident(restored, page, mask=mask, one_line=False, known_letters=known_letters)[0]
